@@ -1,0 +1,214 @@
+//! The policy bundle: the schema and the policy files of `policies/`, as the
+//! module carries them in its `gatehouse.policies` custom section.
+//!
+//! Why a bundle of texts and not a compiled artefact: putting new policies into
+//! the module must not need a Rust toolchain (a host's `policy publish`
+//! appends a section in microseconds), and the texts are what authors review.
+//! [`check`] is the strict gate a bundle passes before it is baked.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cedar_policy::{Effect, PolicySet, Schema, ValidationMode, Validator};
+use serde::{Deserialize, Serialize};
+
+use crate::template::Template;
+
+/// The custom section name that carries a bundle inside the module.
+pub const SECTION_NAME: &str = "gatehouse.policies";
+
+/// The bundle format this engine reads.
+pub const BUNDLE_FORMAT: u32 = 1;
+
+/// One policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Its name under `policies/`, for error messages.
+    pub file: String,
+    /// Its Cedar text.
+    pub text: String,
+}
+
+/// A schema and the policies written against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// Always [`BUNDLE_FORMAT`].
+    pub format: u32,
+    /// The `.cedarschema` text.
+    pub schema: String,
+    /// The `.cedar` files, sorted by name.
+    pub policies: Vec<PolicyFile>,
+}
+
+impl Bundle {
+    /// The bundle as the bytes of the custom section (canonical JSON).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain strings and integers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a bundle from the bytes of the custom section.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, String> {
+        let bundle: Bundle =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a policy bundle: {e}"))?;
+        if bundle.format != BUNDLE_FORMAT {
+            return Err(format!(
+                "bundle format {} is not the format {BUNDLE_FORMAT} this engine reads: rebuild the module",
+                bundle.format
+            ));
+        }
+        Ok(bundle)
+    }
+
+    /// Parses the schema.
+    pub(crate) fn parse_schema(&self) -> Result<Schema, String> {
+        Schema::from_cedarschema_str(&self.schema)
+            .map(|(schema, _warnings)| schema)
+            .map_err(|e| format!("schema: {e}"))
+    }
+
+    /// Parses every file and gives each policy its `@id` as its Cedar id.
+    pub(crate) fn parse_policies(&self) -> Result<PolicySet, String> {
+        let mut set = PolicySet::new();
+        for file in &self.policies {
+            let parsed: PolicySet = file
+                .text
+                .parse()
+                .map_err(|e| format!("{}: {e}", file.file))?;
+            for policy in parsed.policies() {
+                let Some(id) = policy.annotation("id") else {
+                    return Err(format!(
+                        "{}: a policy has no @id annotation: {}",
+                        file.file,
+                        first_line(&policy.to_string())
+                    ));
+                };
+                let renamed = policy.new_id(cedar_policy::PolicyId::new(id));
+                set.add(renamed)
+                    .map_err(|_| format!("{}: @id(\"{id}\") is used twice", file.file))?;
+            }
+        }
+        Ok(set)
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('@'))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// One problem found by [`check`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The policy id or file it concerns.
+    pub location: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// What [`check`] found in a good bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// Number of policies.
+    pub policies: usize,
+    /// Number of actions.
+    pub actions: usize,
+    /// Policy ids per rule prefix (`R8` → ids).
+    pub rules: BTreeMap<String, Vec<String>>,
+}
+
+/// Validates a bundle strictly: schema and policies parse, strict validation
+/// has zero errors and zero warnings, every policy has `@id` and `@reason`,
+/// every permit has `@unmet` (what a default deny says), every action is
+/// permitted by some policy, and every placeholder and context attribute is
+/// one the engine can fill.
+pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
+    let problem = |location: &str, message: String| Problem {
+        location: location.to_owned(),
+        message,
+    };
+    let schema = bundle
+        .parse_schema()
+        .map_err(|m| vec![problem("schema", m)])?;
+    let policies = bundle
+        .parse_policies()
+        .map_err(|m| vec![problem("policies", m)])?;
+    let mut problems = Vec::new();
+
+    let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+    for e in result.validation_errors() {
+        problems.push(problem(&e.policy_id().to_string(), e.to_string()));
+    }
+    for w in result.validation_warnings() {
+        problems.push(problem(&w.policy_id().to_string(), format!("warning: {w}")));
+    }
+
+    let mut rules: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for policy in policies.policies() {
+        let id = policy.id().to_string();
+        match policy.annotation("reason") {
+            None => problems.push(problem(&id, "has no @reason annotation".into())),
+            Some(text) => {
+                if let Err(e) = Template::parse(text) {
+                    problems.push(problem(&id, format!("@reason: {e}")));
+                }
+            }
+        }
+        match (policy.effect(), policy.annotation("unmet")) {
+            (Effect::Permit, None) => problems.push(problem(
+                &id,
+                "a permit needs an @unmet annotation: what a denial says when no rule permits"
+                    .into(),
+            )),
+            (Effect::Permit, Some(text)) => {
+                if let Err(e) = Template::parse(text) {
+                    problems.push(problem(&id, format!("@unmet: {e}")));
+                }
+            }
+            (Effect::Forbid, Some(_)) => {
+                problems.push(problem(
+                    &id,
+                    "@unmet belongs on permit policies only".into(),
+                ));
+            }
+            (Effect::Forbid, None) => {}
+        }
+        let rule = id.split('.').next().unwrap_or("").to_owned();
+        rules.entry(rule).or_default().push(id);
+    }
+
+    let catalogue = match crate::engine::Catalogue::from_schema_text(&bundle.schema) {
+        Ok(c) => c,
+        Err(m) => {
+            problems.push(problem("schema", m));
+            return Err(problems);
+        }
+    };
+    let permitted: BTreeSet<String> = policies
+        .policies()
+        .filter(|p| p.effect() == Effect::Permit)
+        .flat_map(|p| crate::engine::actions_of(p, &catalogue))
+        .collect();
+    for action in catalogue.names() {
+        if !permitted.contains(action) {
+            problems.push(problem(
+                action,
+                "no permit policy names this action, so it could never be allowed".into(),
+            ));
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(CheckReport {
+            policies: policies.policies().count(),
+            actions: catalogue.names().count(),
+            rules,
+        })
+    } else {
+        Err(problems)
+    }
+}

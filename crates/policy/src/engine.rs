@@ -1,0 +1,828 @@
+//! The resident engine: a parsed policy bundle, sliced per action, answering
+//! single checks and batches.
+//!
+//! Why sliced: a users page asks 50 × 12 questions per render. Each action's
+//! policies are grouped once at load, so a cell evaluates only the policies
+//! whose scope can match its action — the answer is the same as with the
+//! whole set (a policy whose action scope does not match is never satisfied
+//! and never errors), the work is a fraction.
+
+use std::collections::HashMap;
+
+use cedar_policy::{
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, EntityUid, EvalResult,
+    Policy, PolicyId, PolicySet, Request, RestrictedExpression, SchemaFragment,
+};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::Bundle;
+use crate::error::EngineError;
+use crate::facts::RequestedRole;
+use crate::request::{
+    ActionCall, Actor, Batch, BatchDecision, Check, Decision, Outcome, Params, Reason, Source,
+    Target,
+};
+use crate::template::{Root, Segment, Template};
+use crate::world::{Types, World};
+
+/// Context attributes the engine knows how to fill (see the schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CtxAttr {
+    Now,
+    Source,
+    Role,
+    RoleName,
+    Quantity,
+    Email,
+    EmailPending,
+    EmailMember,
+    Target,
+    To,
+}
+
+impl CtxAttr {
+    fn from_name(name: &str) -> Option<CtxAttr> {
+        Some(match name {
+            "now" => CtxAttr::Now,
+            "source" => CtxAttr::Source,
+            "role" => CtxAttr::Role,
+            "role_name" => CtxAttr::RoleName,
+            "quantity" => CtxAttr::Quantity,
+            "email" => CtxAttr::Email,
+            "email_pending" => CtxAttr::EmailPending,
+            "email_member" => CtxAttr::EmailMember,
+            "target" => CtxAttr::Target,
+            "to" => CtxAttr::To,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            CtxAttr::Now => "now",
+            CtxAttr::Source => "source",
+            CtxAttr::Role => "role",
+            CtxAttr::RoleName => "role_name",
+            CtxAttr::Quantity => "quantity",
+            CtxAttr::Email => "email",
+            CtxAttr::EmailPending => "email_pending",
+            CtxAttr::EmailMember => "email_member",
+            CtxAttr::Target => "target",
+            CtxAttr::To => "to",
+        }
+    }
+
+    /// The request parameter this attribute is computed from.
+    fn param(self) -> Option<&'static str> {
+        match self {
+            CtxAttr::Now | CtxAttr::Source => None,
+            CtxAttr::Role | CtxAttr::RoleName => Some("role"),
+            CtxAttr::Quantity => Some("quantity"),
+            CtxAttr::Email | CtxAttr::EmailPending | CtxAttr::EmailMember => Some("email"),
+            CtxAttr::Target => Some("user"),
+            CtxAttr::To => Some("to"),
+        }
+    }
+}
+
+/// The kind of thing an action's resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResourceKind {
+    Account,
+    User,
+    Membership,
+    Invitation,
+    Request,
+    Device,
+}
+
+impl ResourceKind {
+    fn from_type(name: &str) -> Option<ResourceKind> {
+        Some(match name {
+            "Account" => ResourceKind::Account,
+            "User" => ResourceKind::User,
+            "Membership" => ResourceKind::Membership,
+            "Invitation" => ResourceKind::Invitation,
+            "OwnerRemovalRequest" => ResourceKind::Request,
+            "Device" => ResourceKind::Device,
+            _ => return None,
+        })
+    }
+
+    fn target_name(self) -> &'static str {
+        match self {
+            ResourceKind::Account => "account",
+            ResourceKind::User => "user",
+            ResourceKind::Membership => "membership",
+            ResourceKind::Invitation => "invitation",
+            ResourceKind::Request => "owner_removal_request",
+            ResourceKind::Device => "device",
+        }
+    }
+}
+
+/// One action as the schema declares it.
+#[derive(Debug, Clone)]
+pub(crate) struct ActionDecl {
+    name: String,
+    by_user: bool,
+    by_idp: bool,
+    resource: ResourceKind,
+    context: Vec<CtxAttr>,
+}
+
+/// The actions of a schema, in declaration order.
+#[derive(Debug, Clone)]
+pub(crate) struct Catalogue {
+    actions: Vec<ActionDecl>,
+}
+
+impl Catalogue {
+    /// Reads the actions, their principal and resource types and their context
+    /// attributes from the schema text: the schema is the one action list.
+    pub(crate) fn from_schema_text(text: &str) -> Result<Catalogue, String> {
+        let (fragment, _) =
+            SchemaFragment::from_cedarschema_str(text).map_err(|e| format!("schema: {e}"))?;
+        let json = fragment
+            .to_json_value()
+            .map_err(|e| format!("schema to JSON: {e}"))?;
+        let empty = serde_json::Map::new();
+        let actions = json
+            .get("")
+            .and_then(|ns| ns.get("actions"))
+            .and_then(|a| a.as_object())
+            .unwrap_or(&empty);
+        let mut out = Vec::new();
+        for (name, decl) in actions {
+            let applies = decl
+                .get("appliesTo")
+                .ok_or_else(|| format!("action `{name}` has no appliesTo"))?;
+            let types = |key: &str| -> Vec<String> {
+                applies
+                    .get(key)
+                    .and_then(|v| v.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|t| t.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let principals = types("principalTypes");
+            let resources = types("resourceTypes");
+            let [resource] = resources.as_slice() else {
+                return Err(format!(
+                    "action `{name}` must apply to exactly one resource type"
+                ));
+            };
+            let resource = ResourceKind::from_type(resource)
+                .ok_or_else(|| format!("action `{name}`: unknown resource type `{resource}`"))?;
+            let mut context = Vec::new();
+            if let Some(attrs) = applies
+                .get("context")
+                .and_then(|c| c.get("attributes"))
+                .and_then(|a| a.as_object())
+            {
+                for attr in attrs.keys() {
+                    let known = CtxAttr::from_name(attr).ok_or_else(|| {
+                        format!(
+                            "action `{name}`: the engine cannot fill context attribute `{attr}`"
+                        )
+                    })?;
+                    context.push(known);
+                }
+            }
+            out.push(ActionDecl {
+                name: name.clone(),
+                by_user: principals.iter().any(|p| p == "User"),
+                by_idp: principals.iter().any(|p| p == "IdentityProvider"),
+                resource,
+                context,
+            });
+        }
+        Ok(Catalogue { actions: out })
+    }
+
+    /// The action names.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().map(|a| a.name.as_str())
+    }
+}
+
+/// The action names a policy's scope can match.
+pub(crate) fn actions_of(policy: &Policy, catalogue: &Catalogue) -> Vec<String> {
+    let name = |uid: &EntityUid| uid.id().unescaped().to_owned();
+    match policy.action_constraint() {
+        ActionConstraint::Any => catalogue.names().map(str::to_owned).collect(),
+        ActionConstraint::Eq(uid) => vec![name(&uid)],
+        ActionConstraint::In(uids) => uids.iter().map(name).collect(),
+    }
+}
+
+#[derive(Debug)]
+struct Meta {
+    reason: Template,
+    unmet: Option<Template>,
+}
+
+#[derive(Debug)]
+struct Slice {
+    decl: ActionDecl,
+    uid: EntityUid,
+    policies: PolicySet,
+    /// Permit policy ids with their `@unmet`, sorted by id.
+    permits: Vec<PolicyId>,
+}
+
+/// A loaded policy bundle, ready to answer. Immutable: a new bundle means a
+/// new engine, swapped in whole by whoever holds it.
+#[derive(Debug)]
+pub struct Engine {
+    types: Types,
+    slices: HashMap<String, Slice>,
+    meta: HashMap<PolicyId, Meta>,
+    policy_hash: String,
+    action_names: Vec<String>,
+    authorizer: Authorizer,
+}
+
+impl Engine {
+    /// Loads the bytes of a `gatehouse.policies` section. The policy hash is
+    /// the sha256 of exactly these bytes.
+    pub fn from_bundle_bytes(bytes: &[u8]) -> Result<Engine, EngineError> {
+        let bundle = Bundle::from_bytes(bytes).map_err(EngineError::Bundle)?;
+        let hash = hex(&Sha256::digest(bytes));
+        Engine::new(&bundle, hash)
+    }
+
+    /// Loads a bundle under the given policy hash.
+    pub fn new(bundle: &Bundle, policy_hash: String) -> Result<Engine, EngineError> {
+        let types = Types::new()?;
+        let catalogue = Catalogue::from_schema_text(&bundle.schema).map_err(EngineError::Bundle)?;
+        let policies = bundle.parse_policies().map_err(EngineError::Bundle)?;
+        let mut meta = HashMap::new();
+        let mut slices: HashMap<String, Slice> = catalogue
+            .actions
+            .iter()
+            .map(|decl| {
+                let slice = Slice {
+                    decl: decl.clone(),
+                    uid: Types::uid(&types.action, &decl.name),
+                    policies: PolicySet::new(),
+                    permits: Vec::new(),
+                };
+                (decl.name.clone(), slice)
+            })
+            .collect();
+        for policy in policies.policies() {
+            let id = policy.id().clone();
+            let parse = |key: &str| -> Result<Option<Template>, EngineError> {
+                policy
+                    .annotation(key)
+                    .map(Template::parse)
+                    .transpose()
+                    .map_err(|e| EngineError::Bundle(format!("{id}: @{key}: {e}")))
+            };
+            let reason = parse("reason")?
+                .ok_or_else(|| EngineError::Bundle(format!("{id}: no @reason annotation")))?;
+            let unmet = parse("unmet")?;
+            let is_permit = policy.effect() == cedar_policy::Effect::Permit;
+            for action in actions_of(policy, &catalogue) {
+                let slice = slices.get_mut(&action).ok_or_else(|| {
+                    EngineError::Bundle(format!("{id} names action `{action}` the schema lacks"))
+                })?;
+                slice
+                    .policies
+                    .add(policy.clone())
+                    .map_err(|e| EngineError::Bundle(format!("{id}: {e}")))?;
+                if is_permit {
+                    slice.permits.push(id.clone());
+                }
+            }
+            meta.insert(id, Meta { reason, unmet });
+        }
+        for slice in slices.values_mut() {
+            slice.permits.sort_by_key(ToString::to_string);
+        }
+        Ok(Engine {
+            types,
+            slices,
+            meta,
+            policy_hash,
+            action_names: catalogue.names().map(str::to_owned).collect(),
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// The sha256 of the bundle this engine was loaded from.
+    pub fn policy_hash(&self) -> &str {
+        &self.policy_hash
+    }
+
+    /// The actions the schema declares, in declaration order.
+    pub fn actions(&self) -> &[String] {
+        &self.action_names
+    }
+
+    /// Answers one question.
+    pub fn authorize(&self, check: &Check) -> Result<Decision, EngineError> {
+        let slice = self.slice(&check.action)?;
+        let world = World::build(&check.facts, &self.types)?;
+        let principal = self.principal(&world, &check.actor, &slice.decl)?;
+        let resource =
+            self.resource(&world, &check.target, slice.decl.resource, &slice.decl.name)?;
+        Ok(self.decide(
+            &world,
+            &principal,
+            slice,
+            &resource,
+            &check.target,
+            &check.params,
+            check.source,
+        )?)
+    }
+
+    /// Answers every (target, action) cell for one actor, building the
+    /// entities once.
+    pub fn allowed_actions(&self, batch: &Batch) -> Result<BatchDecision, EngineError> {
+        let world = World::build(&batch.facts, &self.types)?;
+        let columns: Vec<(&Slice, &ActionCall, EntityUid)> = batch
+            .actions
+            .iter()
+            .map(|call| {
+                let slice = self.slice(&call.action)?;
+                let principal = self.principal(&world, &batch.actor, &slice.decl)?;
+                Ok((slice, call, principal))
+            })
+            .collect::<Result<_, EngineError>>()?;
+        let mut cells = Vec::with_capacity(batch.targets.len());
+        for target in &batch.targets {
+            let mut row = Vec::with_capacity(columns.len());
+            for (slice, call, principal) in &columns {
+                let resource =
+                    self.resource(&world, target, slice.decl.resource, &slice.decl.name)?;
+                row.push(self.decide(
+                    &world,
+                    principal,
+                    slice,
+                    &resource,
+                    target,
+                    &call.params,
+                    batch.source,
+                )?);
+            }
+            cells.push(row);
+        }
+        Ok(BatchDecision { cells })
+    }
+
+    fn slice(&self, action: &str) -> Result<&Slice, EngineError> {
+        self.slices
+            .get(action)
+            .ok_or_else(|| EngineError::UnknownAction(action.to_owned()))
+    }
+
+    fn principal(
+        &self,
+        world: &World<'_>,
+        actor: &Actor,
+        decl: &ActionDecl,
+    ) -> Result<EntityUid, EngineError> {
+        match actor {
+            Actor::User(id) => {
+                if !world.users.contains_key(id.as_str()) {
+                    return Err(EngineError::UnknownEntity {
+                        kind: "user",
+                        id: id.0.clone(),
+                    });
+                }
+                if !decl.by_user {
+                    return Err(EngineError::WrongShape {
+                        action: decl.name.clone(),
+                        problem: "is done only by an identity provider".into(),
+                    });
+                }
+                Ok(self.types.user_uid(id.as_str()))
+            }
+            Actor::IdentityProvider(account) => {
+                if !world.accounts.contains_key(account.as_str()) {
+                    return Err(EngineError::UnknownEntity {
+                        kind: "account",
+                        id: account.0.clone(),
+                    });
+                }
+                if !decl.by_idp {
+                    return Err(EngineError::WrongShape {
+                        action: decl.name.clone(),
+                        problem: "is not done by an identity provider".into(),
+                    });
+                }
+                Ok(Types::uid(&self.types.idp, account.as_str()))
+            }
+        }
+    }
+
+    fn resource(
+        &self,
+        world: &World<'_>,
+        target: &Target,
+        expected: ResourceKind,
+        action: &str,
+    ) -> Result<EntityUid, EngineError> {
+        let unknown = |kind: &'static str, id: String| EngineError::UnknownEntity { kind, id };
+        let (kind, uid) = match target {
+            Target::Account(id) => {
+                if !world.accounts.contains_key(id.as_str()) {
+                    return Err(unknown("account", id.0.clone()));
+                }
+                (ResourceKind::Account, self.types.account_uid(id.as_str()))
+            }
+            Target::User(id) => {
+                if !world.users.contains_key(id.as_str()) {
+                    return Err(unknown("user", id.0.clone()));
+                }
+                (ResourceKind::User, self.types.user_uid(id.as_str()))
+            }
+            Target::Membership { account, user } => {
+                if !world
+                    .memberships
+                    .contains_key(&(account.as_str(), user.as_str()))
+                {
+                    return Err(unknown("membership", format!("{user} in {account}")));
+                }
+                (
+                    ResourceKind::Membership,
+                    self.types.membership_uid(account.as_str(), user.as_str()),
+                )
+            }
+            Target::Invitation(id) => {
+                if !world.invitations.contains_key(id.as_str()) {
+                    return Err(unknown("invitation", id.0.clone()));
+                }
+                (
+                    ResourceKind::Invitation,
+                    Types::uid(&self.types.invitation, id.as_str()),
+                )
+            }
+            Target::OwnerRemovalRequest(id) => {
+                if !world.requests.contains_key(id.as_str()) {
+                    return Err(unknown("owner-removal request", id.0.clone()));
+                }
+                (
+                    ResourceKind::Request,
+                    Types::uid(&self.types.request, id.as_str()),
+                )
+            }
+            Target::Device(id) => {
+                if !world.devices.contains(id.as_str()) {
+                    return Err(unknown("device", id.0.clone()));
+                }
+                (
+                    ResourceKind::Device,
+                    Types::uid(&self.types.device, id.as_str()),
+                )
+            }
+        };
+        if kind != expected {
+            return Err(EngineError::WrongShape {
+                action: action.to_owned(),
+                problem: format!(
+                    "applies to a `{}` target, not a `{}`",
+                    expected.target_name(),
+                    kind.target_name()
+                ),
+            });
+        }
+        Ok(uid)
+    }
+
+    /// The account a target belongs to, for account-relative parameters.
+    fn target_account<'w>(world: &World<'w>, target: &'w Target) -> Option<&'w str> {
+        match target {
+            Target::Account(id) => Some(id.as_str()),
+            Target::Membership { account, .. } => Some(account.as_str()),
+            Target::Invitation(id) => world
+                .invitations
+                .get(id.as_str())
+                .map(|i| i.account.as_str()),
+            Target::OwnerRemovalRequest(id) => {
+                world.requests.get(id.as_str()).map(|r| r.account.as_str())
+            }
+            Target::User(_) | Target::Device(_) => None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        world: &World<'_>,
+        principal: &EntityUid,
+        slice: &Slice,
+        resource: &EntityUid,
+        target: &Target,
+        params: &Params,
+        source: Source,
+    ) -> Result<Decision, EngineError> {
+        let context = self.context(world, slice, target, params, source)?;
+        let cedar_context = Context::from_pairs(
+            context
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_restricted())),
+        )
+        .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        let request = Request::new(
+            principal.clone(),
+            slice.uid.clone(),
+            resource.clone(),
+            cedar_context,
+            None,
+        )
+        .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &slice.policies, &world.entities);
+        let render = Render {
+            world,
+            principal,
+            resource,
+            context: &context,
+        };
+
+        let mut errors: Vec<Reason> = response
+            .diagnostics()
+            .errors()
+            .map(|e| {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+                Reason {
+                    policy: e.policy_id().to_string(),
+                    message: format!(
+                        "this rule could not be evaluated, so the change is refused: {}",
+                        e.inner()
+                    ),
+                }
+            })
+            .collect();
+        if !errors.is_empty() {
+            // Fail closed: an erroring forbid must never turn into an allow.
+            errors.sort_by(|a, b| a.policy.cmp(&b.policy));
+            return Ok(Decision {
+                allowed: false,
+                outcome: Outcome::Error,
+                reasons: errors,
+            });
+        }
+        let mut ids: Vec<&PolicyId> = response.diagnostics().reason().collect();
+        ids.sort_by_key(|id| id.to_string());
+        let reasons_from = |ids: &[&PolicyId], unmet: bool| -> Vec<Reason> {
+            ids.iter()
+                .filter_map(|id| {
+                    let meta = self.meta.get(*id)?;
+                    let template = if unmet {
+                        meta.unmet.as_ref()?
+                    } else {
+                        &meta.reason
+                    };
+                    Some(Reason {
+                        policy: id.to_string(),
+                        message: render.fill(template),
+                    })
+                })
+                .collect()
+        };
+        Ok(match response.decision() {
+            CedarDecision::Allow => Decision {
+                allowed: true,
+                outcome: Outcome::Permitted,
+                reasons: reasons_from(&ids, false),
+            },
+            CedarDecision::Deny if !ids.is_empty() => Decision {
+                allowed: false,
+                outcome: Outcome::Forbidden,
+                reasons: reasons_from(&ids, false),
+            },
+            CedarDecision::Deny => {
+                // Cedar's default deny names no policy: say which requirement
+                // was unmet, in the permit policies' own words.
+                let permits: Vec<&PolicyId> = slice.permits.iter().collect();
+                let mut reasons = reasons_from(&permits, true);
+                if reasons.is_empty() {
+                    reasons.push(Reason {
+                        policy: "default-deny".into(),
+                        message: format!("no policy permits `{}`", slice.decl.name),
+                    });
+                }
+                Decision {
+                    allowed: false,
+                    outcome: Outcome::NotPermitted,
+                    reasons,
+                }
+            }
+        })
+    }
+
+    fn context<'w>(
+        &self,
+        world: &World<'w>,
+        slice: &Slice,
+        target: &'w Target,
+        params: &Params,
+        source: Source,
+    ) -> Result<Vec<(&'static str, Value)>, EngineError> {
+        let decl = &slice.decl;
+        let shape = |problem: String| EngineError::WrongShape {
+            action: decl.name.clone(),
+            problem,
+        };
+        // Every given parameter must be used by the action.
+        let given = [
+            ("role", params.role.is_some()),
+            ("quantity", params.quantity.is_some()),
+            ("email", params.email.is_some()),
+            ("user", params.user.is_some()),
+            ("to", params.to.is_some()),
+        ];
+        for (name, set) in given {
+            if set && !decl.context.iter().any(|c| c.param() == Some(name)) {
+                return Err(shape(format!("takes no parameter `{name}`")));
+            }
+        }
+        let need = |name: &str| shape(format!("needs the parameter `{name}`"));
+        let account = Self::target_account(world, target);
+        let mut out = Vec::with_capacity(decl.context.len());
+        for attr in &decl.context {
+            let value = match attr {
+                CtxAttr::Now => Value::Long(world.facts.now),
+                CtxAttr::Source => Value::Str(source.as_str().to_owned()),
+                CtxAttr::Role => {
+                    let role = params.role.ok_or_else(|| need("role"))?;
+                    let account =
+                        account.ok_or_else(|| shape("has no account for `role`".into()))?;
+                    Value::Uid(self.types.role_uid(
+                        account,
+                        Some(match role {
+                            RequestedRole::None => "none",
+                            other => other.as_str(),
+                        }),
+                    ))
+                }
+                CtxAttr::RoleName => {
+                    Value::Str(params.role.ok_or_else(|| need("role"))?.as_str().to_owned())
+                }
+                CtxAttr::Quantity => Value::Long(params.quantity.ok_or_else(|| need("quantity"))?),
+                CtxAttr::Email | CtxAttr::EmailPending | CtxAttr::EmailMember => {
+                    let email = params
+                        .email
+                        .as_ref()
+                        .ok_or_else(|| need("email"))?
+                        .to_lowercase();
+                    let account = account.unwrap_or("");
+                    match attr {
+                        CtxAttr::EmailPending => {
+                            Value::Bool(world.pending_invites.contains(&(account, email)))
+                        }
+                        CtxAttr::EmailMember => {
+                            Value::Bool(world.member_emails.contains(&(account, email)))
+                        }
+                        _ => Value::Str(email),
+                    }
+                }
+                CtxAttr::Target => {
+                    let user = params.user.as_ref().ok_or_else(|| need("user"))?;
+                    if !world.users.contains_key(user.as_str()) {
+                        return Err(EngineError::UnknownEntity {
+                            kind: "user",
+                            id: user.0.clone(),
+                        });
+                    }
+                    Value::Uid(self.types.user_uid(user.as_str()))
+                }
+                CtxAttr::To => {
+                    let user = params.to.as_ref().ok_or_else(|| need("to"))?;
+                    let account = account.ok_or_else(|| shape("has no account for `to`".into()))?;
+                    if !world.memberships.contains_key(&(account, user.as_str())) {
+                        return Err(EngineError::UnknownEntity {
+                            kind: "membership",
+                            id: format!("{user} in {account}"),
+                        });
+                    }
+                    Value::Uid(self.types.membership_uid(account, user.as_str()))
+                }
+            };
+            out.push((attr.name(), value));
+        }
+        Ok(out)
+    }
+}
+
+/// A context value, kept in Rust form so reasons can name it.
+#[derive(Debug, Clone)]
+enum Value {
+    Long(i64),
+    Bool(bool),
+    Str(String),
+    Uid(EntityUid),
+}
+
+impl Value {
+    fn to_restricted(&self) -> RestrictedExpression {
+        match self {
+            Value::Long(v) => RestrictedExpression::new_long(*v),
+            Value::Bool(v) => RestrictedExpression::new_bool(*v),
+            Value::Str(v) => RestrictedExpression::new_string(v.clone()),
+            Value::Uid(v) => RestrictedExpression::new_entity_uid(v.clone()),
+        }
+    }
+}
+
+struct Render<'a, 'w> {
+    world: &'a World<'w>,
+    principal: &'a EntityUid,
+    resource: &'a EntityUid,
+    context: &'a [(&'static str, Value)],
+}
+
+impl Render<'_, '_> {
+    fn fill(&self, template: &Template) -> String {
+        let mut out = String::new();
+        for segment in &template.segments {
+            match segment {
+                Segment::Text(t) => out.push_str(t),
+                Segment::Path(root, attrs) => out.push_str(&self.resolve(*root, attrs)),
+            }
+        }
+        out
+    }
+
+    fn resolve(&self, root: Root, attrs: &[String]) -> String {
+        let (mut current, rest) = match root {
+            Root::Principal => (EvalResult::EntityUid(self.principal.clone()), attrs),
+            Root::Resource => (EvalResult::EntityUid(self.resource.clone()), attrs),
+            Root::Context => {
+                let Some((first, rest)) = attrs.split_first() else {
+                    return "?".into();
+                };
+                let Some((_, v)) = self.context.iter().find(|(k, _)| k == first) else {
+                    return format!("{{context.{first}}}");
+                };
+                let value = match v {
+                    Value::Long(n) => EvalResult::Long(*n),
+                    Value::Bool(b) => EvalResult::Bool(*b),
+                    Value::Str(s) => EvalResult::String(s.clone()),
+                    Value::Uid(u) => EvalResult::EntityUid(u.clone()),
+                };
+                (value, rest)
+            }
+        };
+        for attr in rest {
+            let EvalResult::EntityUid(uid) = &current else {
+                return format!("{{…{attr}}}");
+            };
+            match self
+                .world
+                .entities
+                .get(uid)
+                .and_then(|e| e.attr(attr))
+                .and_then(Result::ok)
+            {
+                Some(v) => current = v,
+                None => return format!("{{…{attr}}}"),
+            }
+        }
+        self.show(&current)
+    }
+
+    /// A value as a person reads it: entities by their name.
+    fn show(&self, value: &EvalResult) -> String {
+        match value {
+            EvalResult::String(s) => s.clone(),
+            EvalResult::Long(n) => n.to_string(),
+            EvalResult::Bool(b) => b.to_string(),
+            EvalResult::EntityUid(uid) => {
+                let entity = self.world.entities.get(uid);
+                let attr = |name: &str| entity.and_then(|e| e.attr(name)).and_then(Result::ok);
+                match (attr("name"), attr("user")) {
+                    (Some(EvalResult::String(name)), _) => name,
+                    (_, Some(user @ EvalResult::EntityUid(_))) => self.show(&user),
+                    _ => uid.id().unescaped().to_owned(),
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Policy ids grouped by their rule prefix (`R8.owned-resources` → `R8`).
+pub fn rule_of(policy_id: &str) -> &str {
+    policy_id.split('.').next().unwrap_or(policy_id)
+}

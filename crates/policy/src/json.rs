@@ -1,0 +1,136 @@
+//! The one JSON boundary: a request envelope in, a tagged answer out.
+//!
+//! Every runtime (native, wasmtime through the raw ABI, Node and the browser
+//! through wasm-bindgen) sends these same bytes and gets these same bytes
+//! back, which is what the shared vectors compare.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::{EngineError, WireError};
+use crate::request::{Batch, BatchDecision, Check, Decision};
+
+/// The largest input the engine parses. Facts for one account and its
+/// ancestors are far smaller; anything larger is refused before parsing.
+pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The version of the module's interface (raw ABI and envelopes). Hosts
+/// check it before calling anything else.
+pub const ABI_VERSION: u32 = 1;
+
+/// A request envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Envelope {
+    /// One question.
+    Authorize(Check),
+    /// Every (target, action) cell for one actor.
+    Batch(Batch),
+    /// What is loaded.
+    Info,
+}
+
+/// What is loaded: versions, hash and actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Info {
+    /// [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// The engine crate's version.
+    pub engine_version: String,
+    /// sha256 of the loaded policy bundle.
+    pub policy_hash: String,
+    /// The actions the schema declares.
+    pub actions: Vec<String>,
+}
+
+/// A tagged answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Answer {
+    /// The question was answered.
+    Success {
+        /// The policy bundle the answer was made under.
+        policy_hash: String,
+        /// A single decision.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<Decision>,
+        /// A batch's decisions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<BatchDecision>,
+        /// For `info`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        info: Option<Info>,
+    },
+    /// The input could not be answered.
+    Failure {
+        /// What went wrong.
+        errors: Vec<WireError>,
+    },
+}
+
+impl Answer {
+    fn failure(e: &EngineError) -> Answer {
+        Answer::Failure {
+            errors: vec![e.to_wire()],
+        }
+    }
+}
+
+/// Parses an envelope, refusing oversize input before parsing.
+pub fn parse_envelope(input: &[u8]) -> Result<Envelope, EngineError> {
+    if input.len() > MAX_INPUT_BYTES {
+        return Err(EngineError::TooLarge {
+            size: input.len(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    // serde_json refuses nesting deeper than 128 levels, so deep input is an
+    // error value, not a stack overflow.
+    serde_json::from_slice(input).map_err(|e| EngineError::BadInput(e.to_string()))
+}
+
+/// Answers an envelope with the given engine (or none loaded).
+pub fn answer(engine: Option<&Engine>, envelope: &Envelope) -> Answer {
+    let Some(engine) = engine else {
+        return Answer::failure(&EngineError::NotLoaded);
+    };
+    let success = |decision, batch, info| Answer::Success {
+        policy_hash: engine.policy_hash().to_owned(),
+        decision,
+        batch,
+        info,
+    };
+    match envelope {
+        Envelope::Authorize(check) => match engine.authorize(check) {
+            Ok(d) => success(Some(d), None, None),
+            Err(e) => Answer::failure(&e),
+        },
+        Envelope::Batch(batch) => match engine.allowed_actions(batch) {
+            Ok(b) => success(None, Some(b), None),
+            Err(e) => Answer::failure(&e),
+        },
+        Envelope::Info => success(
+            None,
+            None,
+            Some(Info {
+                abi_version: ABI_VERSION,
+                engine_version: env!("CARGO_PKG_VERSION").to_owned(),
+                policy_hash: engine.policy_hash().to_owned(),
+                actions: engine.actions().to_vec(),
+            }),
+        ),
+    }
+}
+
+/// Bytes in, bytes out: the function every runtime calls.
+pub fn handle(engine: Option<&Engine>, input: &[u8]) -> Vec<u8> {
+    let answer = match parse_envelope(input) {
+        Ok(envelope) => answer(engine, &envelope),
+        Err(e) => Answer::failure(&e),
+    };
+    serde_json::to_vec(&answer).unwrap_or_else(|e| {
+        format!(r#"{{"type":"failure","errors":[{{"code":"internal","message":"{e}"}}]}}"#)
+            .into_bytes()
+    })
+}

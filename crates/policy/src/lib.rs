@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+pub mod bundle;
+pub mod engine;
+pub mod error;
+pub mod facts;
+pub mod json;
+pub mod module;
+pub mod request;
+pub mod template;
+mod world;
+
+pub use bundle::{Bundle, PolicyFile, check};
+pub use engine::Engine;
+pub use error::EngineError;
+pub use facts::Facts;
+pub use request::{
+    ActionCall, Actor, Batch, BatchDecision, Check, Decision, Outcome, Params, Reason, Source,
+    Target,
+};

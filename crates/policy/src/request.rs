@@ -1,0 +1,189 @@
+//! What is asked (actor, action, target, parameters) and what is answered
+//! (a [`Decision`] with reasons). These types are the one JSON boundary of
+//! the module: every runtime sends and receives exactly these shapes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::{AccountId, DeviceId, Facts, InvitationId, RequestId, RequestedRole, UserId};
+
+/// Who acts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Actor {
+    /// A signed-in user.
+    User(UserId),
+    /// The SCIM client of an account's identity provider.
+    IdentityProvider(AccountId),
+}
+
+/// What the action is done to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    /// An account.
+    Account(AccountId),
+    /// A user's global profile.
+    User(UserId),
+    /// One user's membership of one account.
+    Membership {
+        /// The account.
+        account: AccountId,
+        /// The member.
+        user: UserId,
+    },
+    /// An invitation.
+    Invitation(InvitationId),
+    /// An owner-removal request.
+    OwnerRemovalRequest(RequestId),
+    /// A device.
+    Device(DeviceId),
+}
+
+/// Where a change comes from; policies may treat sources differently (SCIM).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The browser UI.
+    Ui,
+    /// The HTTP API.
+    #[default]
+    Api,
+    /// The SCIM endpoint.
+    Scim,
+    /// A background job (bulk removal).
+    Job,
+}
+
+impl Source {
+    /// The name policies see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Ui => "ui",
+            Source::Api => "api",
+            Source::Scim => "scim",
+            Source::Job => "job",
+        }
+    }
+}
+
+/// The parameters of an action. Which ones an action takes is read from the
+/// schema's context declaration: a missing one or an extra one is an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The role asked for (`change_role`, `step_down`, `invite`,
+    /// `request_owner_removal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RequestedRole>,
+    /// A number of seats (`buy_seats`, `remove_seats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+    /// An email address (`invite`, `scim_provision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The user a bulk removal is about (`bulk_remove`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    /// The member receiving reassigned resources (`reassign_resources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
+}
+
+impl Params {
+    /// True when no parameter is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Params::default()
+    }
+}
+
+/// One action with its parameters: a column of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionCall {
+    /// The action's name in the schema, e.g. `remove_member`.
+    pub action: String,
+    /// Its parameters.
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
+}
+
+/// One question: may `actor` do `action` to `target`?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// The facts, `now` included.
+    pub facts: Facts,
+    /// Who acts.
+    pub actor: Actor,
+    /// The action's name.
+    pub action: String,
+    /// What it is done to.
+    pub target: Target,
+    /// Its parameters.
+    #[serde(default)]
+    pub params: Params,
+    /// Where the change comes from.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// Many questions about one actor: every (target, action) cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// The facts, `now` included.
+    pub facts: Facts,
+    /// Who acts.
+    pub actor: Actor,
+    /// Rows.
+    pub targets: Vec<Target>,
+    /// Columns.
+    pub actions: Vec<ActionCall>,
+    /// Where the changes would come from.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// How a decision came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A rule permits it and none forbids it.
+    Permitted,
+    /// A rule forbids it.
+    Forbidden,
+    /// No rule permits it (Cedar's default deny).
+    NotPermitted,
+    /// A policy could not be evaluated: denied, failing closed.
+    Error,
+}
+
+/// Why: a determining policy and its message with the facts filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    /// The policy's `@id`.
+    pub policy: String,
+    /// Its `@reason` (or `@unmet` for a default deny), placeholders filled.
+    pub message: String,
+}
+
+/// An answer. A denial always has at least one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// May the change be applied?
+    pub allowed: bool,
+    /// How the decision came about.
+    pub outcome: Outcome,
+    /// Determining policies and their messages.
+    pub reasons: Vec<Reason>,
+}
+
+/// The answer to a [`Batch`]: `cells[t][a]` answers target `t`, action `a`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchDecision {
+    /// Rows in the order of the batch's targets.
+    pub cells: Vec<Vec<Decision>>,
+}

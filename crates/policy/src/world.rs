@@ -1,0 +1,507 @@
+//! Facts → Cedar entities, built once per call or per batch.
+//!
+//! Why here: the derivations (effective role through agency ancestors as a
+//! role-group hierarchy, active-owner counts, seats in use, owned resources)
+//! must be computed by the same bytes in the browser and on the server. They
+//! are counts and relations, never permissions: policies decide what they
+//! mean. The schema in `policies/gatehouse.cedarschema` documents every
+//! attribute built here.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+
+use crate::error::EngineError;
+use crate::facts::{
+    Account, Facts, Invitation, InvitationStatus, Membership, MembershipStatus,
+    OwnerRemovalRequest, RequestStatus, ResourceKind, Role,
+};
+
+/// The entity type names, parsed once per engine.
+#[derive(Debug, Clone)]
+pub(crate) struct Types {
+    pub user: EntityTypeName,
+    pub account: EntityTypeName,
+    pub role: EntityTypeName,
+    pub membership: EntityTypeName,
+    pub invitation: EntityTypeName,
+    pub request: EntityTypeName,
+    pub device: EntityTypeName,
+    pub idp: EntityTypeName,
+    pub action: EntityTypeName,
+}
+
+impl Types {
+    pub(crate) fn new() -> Result<Types, EngineError> {
+        let t = |name: &str| {
+            name.parse::<EntityTypeName>()
+                .map_err(|e| EngineError::Bundle(format!("entity type `{name}`: {e}")))
+        };
+        Ok(Types {
+            user: t("User")?,
+            account: t("Account")?,
+            role: t("Role")?,
+            membership: t("Membership")?,
+            invitation: t("Invitation")?,
+            request: t("OwnerRemovalRequest")?,
+            device: t("Device")?,
+            idp: t("IdentityProvider")?,
+            action: t("Action")?,
+        })
+    }
+
+    pub(crate) fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+    }
+
+    pub(crate) fn user_uid(&self, user: &str) -> EntityUid {
+        Self::uid(&self.user, user)
+    }
+
+    pub(crate) fn account_uid(&self, account: &str) -> EntityUid {
+        Self::uid(&self.account, account)
+    }
+
+    /// The group "at least `role` on `account`"; `None` is the suspended group.
+    /// Ids are `role@account`: the role word never contains `@`, so ids of any
+    /// account cannot collide.
+    pub(crate) fn role_uid(&self, account: &str, role: Option<&str>) -> EntityUid {
+        Self::uid(
+            &self.role,
+            &format!("{}@{account}", role.unwrap_or("suspended")),
+        )
+    }
+
+    /// Membership ids are length-prefixed so no pair of ids can collide.
+    pub(crate) fn membership_uid(&self, account: &str, user: &str) -> EntityUid {
+        Self::uid(
+            &self.membership,
+            &format!("{}:{account}/{user}", account.len()),
+        )
+    }
+}
+
+/// Indexes over the facts plus the Cedar entities built from them.
+pub(crate) struct World<'f> {
+    pub facts: &'f Facts,
+    pub entities: Entities,
+    pub users: HashMap<&'f str, usize>,
+    pub accounts: HashMap<&'f str, &'f Account>,
+    pub memberships: HashMap<(&'f str, &'f str), &'f Membership>,
+    pub invitations: HashMap<&'f str, &'f Invitation>,
+    pub requests: HashMap<&'f str, &'f OwnerRemovalRequest>,
+    pub devices: HashSet<&'f str>,
+    /// (account, lower-cased email) with a pending, unexpired invitation.
+    pub pending_invites: HashSet<(&'f str, String)>,
+    /// (account, lower-cased email) of members.
+    pub member_emails: HashSet<(&'f str, String)>,
+}
+
+fn dup(kind: &str, id: &str) -> EngineError {
+    EngineError::BadFacts(format!("{kind} `{id}` appears twice"))
+}
+
+fn missing(kind: &'static str, id: &str, from: String) -> EngineError {
+    EngineError::BadFacts(format!(
+        "{from} names {kind} `{id}`, which is not in the facts"
+    ))
+}
+
+fn s(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_owned())
+}
+
+fn n(v: usize) -> RestrictedExpression {
+    RestrictedExpression::new_long(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn summary(counts: &BTreeMap<ResourceKind, usize>) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(kind, count)| {
+            let (one, many) = kind.nouns();
+            format!("{count} {}", if *count == 1 { one } else { many })
+        })
+        .collect();
+    match parts.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+impl<'f> World<'f> {
+    /// Indexes the facts, checks their consistency and builds the entities.
+    pub(crate) fn build(facts: &'f Facts, types: &Types) -> Result<World<'f>, EngineError> {
+        let now = facts.now;
+        let mut users = HashMap::with_capacity(facts.users.len());
+        for (i, u) in facts.users.iter().enumerate() {
+            if users.insert(u.id.as_str(), i).is_some() {
+                return Err(dup("user", u.id.as_str()));
+            }
+        }
+        let mut accounts = HashMap::with_capacity(facts.accounts.len());
+        for a in &facts.accounts {
+            if accounts.insert(a.id.as_str(), a).is_some() {
+                return Err(dup("account", a.id.as_str()));
+            }
+        }
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for a in &facts.accounts {
+            if let Some(p) = &a.parent {
+                if !accounts.contains_key(p.as_str()) {
+                    return Err(missing(
+                        "account",
+                        p.as_str(),
+                        format!("account `{}`", a.id),
+                    ));
+                }
+                children.entry(p.as_str()).or_default().push(a.id.as_str());
+            }
+        }
+        // Parent chains must end: a cycle would make every role inherit itself.
+        for a in &facts.accounts {
+            let mut seen = HashSet::new();
+            let mut cur = Some(a);
+            while let Some(acc) = cur {
+                if !seen.insert(acc.id.as_str()) {
+                    return Err(EngineError::BadFacts(format!(
+                        "account `{}` is its own ancestor",
+                        a.id
+                    )));
+                }
+                cur = acc
+                    .parent
+                    .as_ref()
+                    .and_then(|p| accounts.get(p.as_str()).copied());
+            }
+        }
+
+        let mut memberships = HashMap::with_capacity(facts.memberships.len());
+        let mut members_of: HashMap<&str, usize> = HashMap::new();
+        let mut active_owners: HashMap<&str, usize> = HashMap::new();
+        let mut member_emails = HashSet::new();
+        for m in &facts.memberships {
+            let from = || format!("membership of `{}` in `{}`", m.user, m.account);
+            let Some(&ui) = users.get(m.user.as_str()) else {
+                return Err(missing("user", m.user.as_str(), from()));
+            };
+            if !accounts.contains_key(m.account.as_str()) {
+                return Err(missing("account", m.account.as_str(), from()));
+            }
+            if memberships
+                .insert((m.account.as_str(), m.user.as_str()), m)
+                .is_some()
+            {
+                return Err(EngineError::BadFacts(format!("{} appears twice", from())));
+            }
+            *members_of.entry(m.account.as_str()).or_default() += 1;
+            if m.role == Role::Owner && m.status == MembershipStatus::Active {
+                *active_owners.entry(m.account.as_str()).or_default() += 1;
+            }
+            member_emails.insert((m.account.as_str(), facts.users[ui].email.to_lowercase()));
+        }
+
+        let mut invitations = HashMap::with_capacity(facts.invitations.len());
+        let mut pending_invites = HashSet::new();
+        let mut pending_seats: HashMap<&str, usize> = HashMap::new();
+        for inv in &facts.invitations {
+            if !accounts.contains_key(inv.account.as_str()) {
+                return Err(missing(
+                    "account",
+                    inv.account.as_str(),
+                    format!("invitation `{}`", inv.id),
+                ));
+            }
+            if invitations.insert(inv.id.as_str(), inv).is_some() {
+                return Err(dup("invitation", inv.id.as_str()));
+            }
+            if inv.status == InvitationStatus::Pending && inv.expires_at > now {
+                pending_invites.insert((inv.account.as_str(), inv.email.to_lowercase()));
+                *pending_seats.entry(inv.account.as_str()).or_default() += 1;
+            }
+        }
+
+        let mut owned: HashMap<(&str, &str), BTreeMap<ResourceKind, usize>> = HashMap::new();
+        let mut owned_total: HashMap<&str, usize> = HashMap::new();
+        for r in &facts.resources {
+            if !users.contains_key(r.owner.as_str()) {
+                return Err(missing(
+                    "user",
+                    r.owner.as_str(),
+                    format!("resource `{}`", r.id),
+                ));
+            }
+            if !accounts.contains_key(r.account.as_str()) {
+                return Err(missing(
+                    "account",
+                    r.account.as_str(),
+                    format!("resource `{}`", r.id),
+                ));
+            }
+            *owned
+                .entry((r.account.as_str(), r.owner.as_str()))
+                .or_default()
+                .entry(r.kind)
+                .or_default() += 1;
+            *owned_total.entry(r.owner.as_str()).or_default() += 1;
+        }
+
+        let mut requests = HashMap::with_capacity(facts.owner_removal_requests.len());
+        let mut pending_removal: HashSet<(&str, &str)> = HashSet::new();
+        for r in &facts.owner_removal_requests {
+            if !accounts.contains_key(r.account.as_str()) {
+                return Err(missing(
+                    "account",
+                    r.account.as_str(),
+                    format!("owner-removal request `{}`", r.id),
+                ));
+            }
+            if requests.insert(r.id.as_str(), r).is_some() {
+                return Err(dup("owner-removal request", r.id.as_str()));
+            }
+            if r.status == RequestStatus::Pending && r.expires_at > now {
+                pending_removal.insert((r.account.as_str(), r.target.as_str()));
+            }
+        }
+
+        let mut devices = HashSet::with_capacity(facts.devices.len());
+        for d in &facts.devices {
+            if !devices.insert(d.id.as_str()) {
+                return Err(dup("device", d.id.as_str()));
+            }
+        }
+
+        // ---- entities
+        let mut out: Vec<Entity> = Vec::with_capacity(
+            facts.users.len()
+                + facts.accounts.len() * 7
+                + facts.memberships.len()
+                + facts.invitations.len()
+                + facts.owner_removal_requests.len()
+                + facts.devices.len(),
+        );
+        let entity = |uid: EntityUid,
+                      attrs: Vec<(&str, RestrictedExpression)>,
+                      parents: HashSet<EntityUid>|
+         -> Result<Entity, EngineError> {
+            Entity::new(
+                uid,
+                attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                parents,
+            )
+            .map_err(|e| EngineError::BadFacts(e.to_string()))
+        };
+        let uidx = |uid: EntityUid| RestrictedExpression::new_entity_uid(uid);
+
+        for a in &facts.accounts {
+            let id = a.id.as_str();
+            let kids = children.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let in_use = members_of.get(id).copied().unwrap_or(0)
+                + pending_seats.get(id).copied().unwrap_or(0);
+            let parents: HashSet<EntityUid> = a
+                .parent
+                .iter()
+                .map(|p| types.account_uid(p.as_str()))
+                .collect();
+            out.push(entity(
+                types.account_uid(id),
+                vec![
+                    ("name", s(&a.name)),
+                    (
+                        "is_agency",
+                        RestrictedExpression::new_bool(!kids.is_empty()),
+                    ),
+                    (
+                        "included_seats",
+                        RestrictedExpression::new_long(a.included_seats),
+                    ),
+                    ("extra_seats", RestrictedExpression::new_long(a.extra_seats)),
+                    ("seats_in_use", n(in_use)),
+                    (
+                        "active_owners",
+                        n(active_owners.get(id).copied().unwrap_or(0)),
+                    ),
+                    ("owners", uidx(types.role_uid(id, Some("owner")))),
+                    ("admins", uidx(types.role_uid(id, Some("admin")))),
+                    ("standards", uidx(types.role_uid(id, Some("standard")))),
+                    ("basics", uidx(types.role_uid(id, Some("basic")))),
+                    ("suspended", uidx(types.role_uid(id, None))),
+                ],
+                parents,
+            )?);
+            // Role groups: "owner" ⊂ "admin" ⊂ "standard" ⊂ "basic" on this
+            // account, and each group ⊂ the same group on every child account.
+            for role in Role::ALL {
+                let mut parents: HashSet<EntityUid> = kids
+                    .iter()
+                    .map(|k| types.role_uid(k, Some(role.as_str())))
+                    .collect();
+                if let Some(lower) = role.lower() {
+                    parents.insert(types.role_uid(id, Some(lower.as_str())));
+                }
+                out.push(entity(
+                    types.role_uid(id, Some(role.as_str())),
+                    vec![],
+                    parents,
+                )?);
+            }
+            out.push(entity(types.role_uid(id, None), vec![], HashSet::new())?);
+            out.push(entity(
+                Types::uid(&types.idp, id),
+                vec![("account", uidx(types.account_uid(id)))],
+                HashSet::new(),
+            )?);
+        }
+
+        let mut groups: HashMap<&str, HashSet<EntityUid>> = HashMap::new();
+        let mut sole_owner_of: HashMap<&str, usize> = HashMap::new();
+        for m in &facts.memberships {
+            let account = m.account.as_str();
+            let user = m.user.as_str();
+            let group = match m.status {
+                MembershipStatus::Active => types.role_uid(account, Some(m.role.as_str())),
+                MembershipStatus::Suspended => types.role_uid(account, None),
+            };
+            groups.entry(user).or_default().insert(group);
+            if m.role == Role::Owner
+                && m.status == MembershipStatus::Active
+                && active_owners.get(account).copied().unwrap_or(0) == 1
+            {
+                *sole_owner_of.entry(user).or_default() += 1;
+            }
+            let counts = owned.get(&(account, user));
+            out.push(entity(
+                types.membership_uid(account, user),
+                vec![
+                    ("account", uidx(types.account_uid(account))),
+                    ("user", uidx(types.user_uid(user))),
+                    ("role", s(m.role.as_str())),
+                    (
+                        "role_group",
+                        uidx(types.role_uid(account, Some(m.role.as_str()))),
+                    ),
+                    (
+                        "status",
+                        s(match m.status {
+                            MembershipStatus::Active => "active",
+                            MembershipStatus::Suspended => "suspended",
+                        }),
+                    ),
+                    (
+                        "managed_by_idp",
+                        RestrictedExpression::new_bool(m.managed_by_idp),
+                    ),
+                    ("owned_resources", n(counts.map_or(0, |c| c.values().sum()))),
+                    ("owned_summary", s(&counts.map(summary).unwrap_or_default())),
+                    (
+                        "pending_owner_removal",
+                        RestrictedExpression::new_bool(pending_removal.contains(&(account, user))),
+                    ),
+                ],
+                HashSet::new(),
+            )?);
+        }
+
+        for u in &facts.users {
+            let id = u.id.as_str();
+            out.push(entity(
+                types.user_uid(id),
+                vec![
+                    ("name", s(&u.name)),
+                    ("email", s(&u.email.to_lowercase())),
+                    (
+                        "owned_resources",
+                        n(owned_total.get(id).copied().unwrap_or(0)),
+                    ),
+                    (
+                        "sole_owner_of",
+                        n(sole_owner_of.get(id).copied().unwrap_or(0)),
+                    ),
+                ],
+                groups.remove(id).unwrap_or_default(),
+            )?);
+        }
+
+        for inv in &facts.invitations {
+            let account = inv.account.as_str();
+            out.push(entity(
+                Types::uid(&types.invitation, inv.id.as_str()),
+                vec![
+                    ("account", uidx(types.account_uid(account))),
+                    ("email", s(&inv.email.to_lowercase())),
+                    (
+                        "role",
+                        uidx(types.role_uid(account, Some(inv.role.as_str()))),
+                    ),
+                    ("role_name", s(inv.role.as_str())),
+                    ("invited_by", uidx(types.user_uid(inv.invited_by.as_str()))),
+                    (
+                        "status",
+                        s(match inv.status {
+                            InvitationStatus::Pending => "pending",
+                            InvitationStatus::Accepted => "accepted",
+                            InvitationStatus::Revoked => "revoked",
+                        }),
+                    ),
+                    ("expires_at", RestrictedExpression::new_long(inv.expires_at)),
+                ],
+                HashSet::new(),
+            )?);
+        }
+
+        for r in &facts.owner_removal_requests {
+            let account = r.account.as_str();
+            out.push(entity(
+                Types::uid(&types.request, r.id.as_str()),
+                vec![
+                    ("account", uidx(types.account_uid(account))),
+                    (
+                        "requested_by",
+                        uidx(types.user_uid(r.requested_by.as_str())),
+                    ),
+                    ("target", uidx(types.user_uid(r.target.as_str()))),
+                    (
+                        "target_membership",
+                        uidx(types.membership_uid(account, r.target.as_str())),
+                    ),
+                    ("new_role", s(r.new_role.as_str())),
+                    (
+                        "status",
+                        s(match r.status {
+                            RequestStatus::Pending => "pending",
+                            RequestStatus::Approved => "approved",
+                            RequestStatus::Declined => "declined",
+                            RequestStatus::Cancelled => "cancelled",
+                        }),
+                    ),
+                    ("expires_at", RestrictedExpression::new_long(r.expires_at)),
+                ],
+                HashSet::new(),
+            )?);
+        }
+
+        for d in &facts.devices {
+            out.push(entity(
+                Types::uid(&types.device, d.id.as_str()),
+                vec![("user", uidx(types.user_uid(d.user.as_str())))],
+                HashSet::new(),
+            )?);
+        }
+
+        let entities =
+            Entities::from_entities(out, None).map_err(|e| EngineError::BadFacts(e.to_string()))?;
+        Ok(World {
+            facts,
+            entities,
+            users,
+            accounts,
+            memberships,
+            invitations,
+            requests,
+            devices,
+            pending_invites,
+            member_emails,
+        })
+    }
+}
