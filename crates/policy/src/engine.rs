@@ -324,6 +324,21 @@ impl Engine {
         &self.action_names
     }
 
+    /// The shape of an action as the schema declares it: its target kind
+    /// (`account`, `membership`, …), the request parameters it takes, and
+    /// whether a user and an identity provider may be its actor.
+    pub fn action_shape(&self, action: &str) -> Option<ActionShape> {
+        let decl = &self.slices.get(action)?.decl;
+        let mut params: Vec<&'static str> = decl.context.iter().filter_map(|c| c.param()).collect();
+        params.dedup();
+        Some(ActionShape {
+            target: decl.resource.target_name(),
+            params,
+            by_user: decl.by_user,
+            by_identity_provider: decl.by_idp,
+        })
+    }
+
     /// Answers one question.
     pub fn authorize(&self, check: &Check) -> Result<Decision, EngineError> {
         let slice = self.slice(&check.action)?;
@@ -712,6 +727,19 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// See [`Engine::action_shape`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionShape {
+    /// The target kind, as the `Target` JSON tag names it.
+    pub target: &'static str,
+    /// Request parameters, as `Params` names them.
+    pub params: Vec<&'static str>,
+    /// A user may be the actor.
+    pub by_user: bool,
+    /// An identity provider may be the actor.
+    pub by_identity_provider: bool,
 }
 
 /// A context value, kept in Rust form so reasons can name it.

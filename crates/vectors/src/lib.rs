@@ -1,0 +1,386 @@
+//! Shared test vectors: the hand-written decision tables of
+//! `tests/vectors/hand/`, seeded random scenarios, and the checks every
+//! runtime's answers must pass.
+//!
+//! Why envelopes: every runtime is handed the very same input bytes
+//! ([`Vector::input`]) and must give back the very same answer bytes. The
+//! expectations are checked once, on any runtime's answer, because the
+//! answers are compared byte for byte anyway. The format is documented in
+//! `tests/vectors/README.md`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gatehouse_policy::json::Answer;
+use gatehouse_policy::request::{Decision, Outcome};
+use gatehouse_policy::{Engine, Facts};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub mod generate;
+
+/// What a vector's answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    /// A single decision.
+    Decision(CellExpect),
+    /// A batch: one row per target, one cell per action.
+    Cells(Vec<Vec<CellExpect>>),
+    /// A failure with this error code.
+    Error(String),
+    /// Only the invariants (generated scenarios: the runtimes are compared).
+    Invariants,
+}
+
+/// What one decision must be.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellExpect {
+    /// Allowed or not.
+    pub allowed: bool,
+    /// How it came about, when the vector says.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    /// The determining policy ids, exactly (order does not matter).
+    #[serde(default)]
+    pub reasons: Option<Vec<String>>,
+    /// Fragments that must appear in the reasons' messages.
+    #[serde(default)]
+    pub messages: Vec<String>,
+}
+
+/// One vector: a name, the input bytes, the expectation.
+#[derive(Debug, Clone)]
+pub struct Vector {
+    /// `file: name` for hand vectors, `generated #n (seed s)` otherwise.
+    pub name: String,
+    /// The rule it covers (`R8`), for hand vectors.
+    pub rule: Option<String>,
+    /// The envelope every runtime receives.
+    pub input: Vec<u8>,
+    /// What the answer must be.
+    pub expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    rule: String,
+    #[serde(default)]
+    description: String,
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    #[serde(default)]
+    rule: Option<String>,
+    #[serde(default)]
+    fixture: Option<String>,
+    #[serde(default)]
+    facts: Option<Value>,
+    #[serde(default)]
+    add: Option<Map<String, Value>>,
+    #[serde(default)]
+    now: Option<i64>,
+    #[serde(default)]
+    actor: Option<Value>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    target: Option<Value>,
+    #[serde(default)]
+    params: Option<Value>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    batch: Option<BatchCase>,
+    #[serde(default)]
+    raw: Option<String>,
+    expect: ExpectJson,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchCase {
+    targets: Vec<Value>,
+    actions: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ExpectJson {
+    Error { error: String },
+    Cells { cells: Vec<Vec<CellExpect>> },
+    Decision(CellExpect),
+}
+
+/// Loads `dir/fixtures/*.json` and every `dir/hand/*.json`.
+pub fn load_hand(dir: &Path) -> Result<Vec<Vector>, String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut fixtures: BTreeMap<String, Value> = BTreeMap::new();
+    for path in sorted_json(&dir.join("fixtures"))? {
+        let value: Value =
+            serde_json::from_str(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Fixtures must be valid facts on their own.
+        serde_json::from_value::<Facts>(value.clone())
+            .map_err(|e| format!("{}: not valid facts: {e}", path.display()))?;
+        let name = stem(&path);
+        fixtures.insert(name, value);
+    }
+    let mut out = Vec::new();
+    for path in sorted_json(&dir.join("hand"))? {
+        let file: File =
+            serde_json::from_str(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = &file.description;
+        let fname = stem(&path);
+        for case in file.cases {
+            let name = format!("{fname}: {}", case.name);
+            let rule = Some(case.rule.clone().unwrap_or_else(|| file.rule.clone()));
+            let vector = build_case(case, &fixtures).map_err(|e| format!("{name}: {e}"))?;
+            out.push(Vector {
+                name,
+                rule,
+                input: vector.0,
+                expect: vector.1,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn sorted_json(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn build_case(case: Case, fixtures: &BTreeMap<String, Value>) -> Result<(Vec<u8>, Expect), String> {
+    let expect = match case.expect {
+        ExpectJson::Error { error } => Expect::Error(error),
+        ExpectJson::Cells { cells } => Expect::Cells(cells),
+        ExpectJson::Decision(d) => Expect::Decision(d),
+    };
+    if let Some(raw) = case.raw {
+        return Ok((raw.into_bytes(), expect));
+    }
+    let mut facts = match (case.fixture, case.facts) {
+        (Some(name), None) => fixtures
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| format!("no fixture `{name}`"))?,
+        (None, Some(facts)) => facts,
+        _ => return Err("give exactly one of `fixture` and `facts`".into()),
+    };
+    if let Some(add) = case.add {
+        let obj = facts.as_object_mut().ok_or("facts must be an object")?;
+        for (key, rows) in add {
+            let rows = rows
+                .as_array()
+                .ok_or_else(|| format!("add.{key} must be an array"))?;
+            match obj
+                .entry(key.clone())
+                .or_insert_with(|| Value::Array(vec![]))
+            {
+                Value::Array(existing) => existing.extend(rows.iter().cloned()),
+                _ => return Err(format!("facts.{key} is not an array")),
+            }
+        }
+    }
+    if let Some(now) = case.now {
+        if let Some(obj) = facts.as_object_mut() {
+            obj.insert("now".into(), now.into());
+        }
+    }
+    let mut env = Map::new();
+    let actor = case.actor.ok_or("missing `actor`")?;
+    match case.batch {
+        Some(batch) => {
+            env.insert("op".into(), "batch".into());
+            env.insert("facts".into(), facts);
+            env.insert("actor".into(), actor);
+            env.insert("targets".into(), Value::Array(batch.targets));
+            env.insert("actions".into(), Value::Array(batch.actions));
+        }
+        None => {
+            env.insert("op".into(), "authorize".into());
+            env.insert("facts".into(), facts);
+            env.insert("actor".into(), actor);
+            env.insert(
+                "action".into(),
+                case.action.ok_or("missing `action`")?.into(),
+            );
+            env.insert("target".into(), case.target.ok_or("missing `target`")?);
+            if let Some(params) = case.params {
+                env.insert("params".into(), params);
+            }
+        }
+    }
+    if let Some(source) = case.source {
+        env.insert("source".into(), source.into());
+    }
+    let input = serde_json::to_vec(&Value::Object(env)).map_err(|e| e.to_string())?;
+    Ok((input, expect))
+}
+
+/// The oversize and deeply nested inputs: made here, not stored.
+pub fn hostile() -> Vec<Vector> {
+    let mut big = br#"{"op":"info","pad":""#.to_vec();
+    big.resize(50 * 1024 * 1024, b'x');
+    big.extend_from_slice(br#""}"#);
+    let depth = 100_000;
+    let mut nested = br#"{"op":"authorize","facts":"#.to_vec();
+    nested.extend(std::iter::repeat_n(b'[', depth));
+    nested.extend(std::iter::repeat_n(b']', depth));
+    nested.push(b'}');
+    vec![
+        Vector {
+            name: "hostile: a 50 MB payload".into(),
+            rule: None,
+            input: big,
+            expect: Expect::Error("too_large".into()),
+        },
+        Vector {
+            name: "hostile: JSON nested 100,000 deep".into(),
+            rule: None,
+            input: nested,
+            expect: Expect::Error("bad_input".into()),
+        },
+    ]
+}
+
+fn check_cell(d: &Decision, e: &CellExpect) -> Result<(), String> {
+    if d.allowed != e.allowed {
+        return Err(format!("expected allowed={}, got {}", e.allowed, show(d)));
+    }
+    if let Some(outcome) = e.outcome {
+        if d.outcome != outcome {
+            return Err(format!("expected outcome {outcome:?}, got {}", show(d)));
+        }
+    }
+    if let Some(reasons) = &e.reasons {
+        let mut want = reasons.clone();
+        want.sort();
+        let mut got: Vec<String> = d.reasons.iter().map(|r| r.policy.clone()).collect();
+        got.sort();
+        if want != got {
+            return Err(format!("expected reasons {want:?}, got {}", show(d)));
+        }
+    }
+    for fragment in &e.messages {
+        if !d
+            .reasons
+            .iter()
+            .any(|r| r.message.contains(fragment.as_str()))
+        {
+            return Err(format!(
+                "no reason message contains {fragment:?}: {}",
+                show(d)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn show(d: &Decision) -> String {
+    serde_json::to_string(d).unwrap_or_default()
+}
+
+/// The invariant every answer keeps: it parses, and every denial has at
+/// least one reason (default deny included).
+fn invariants(answer: &Answer) -> Result<(), String> {
+    let decisions: Vec<&Decision> = match answer {
+        Answer::Success {
+            decision, batch, ..
+        } => decision
+            .iter()
+            .chain(batch.iter().flat_map(|b| b.cells.iter().flatten()))
+            .collect(),
+        Answer::Failure { errors } => {
+            return if errors.is_empty() {
+                Err("a failure without errors".into())
+            } else {
+                Ok(())
+            };
+        }
+    };
+    for d in decisions {
+        if !d.allowed && d.reasons.is_empty() {
+            return Err(format!("a denial without reasons: {}", show(d)));
+        }
+        if d.allowed != (d.outcome == Outcome::Permitted) {
+            return Err(format!("allowed and outcome disagree: {}", show(d)));
+        }
+    }
+    Ok(())
+}
+
+/// Checks one answer against the vector's expectation and the invariants.
+pub fn check(vector: &Vector, output: &[u8]) -> Result<(), String> {
+    let answer: Answer =
+        serde_json::from_slice(output).map_err(|e| format!("answer is not an Answer: {e}"))?;
+    invariants(&answer)?;
+    match (&vector.expect, &answer) {
+        (Expect::Invariants, _) => Ok(()),
+        (Expect::Error(code), Answer::Failure { errors }) => {
+            if errors.iter().any(|e| &e.code == code) {
+                Ok(())
+            } else {
+                Err(format!("expected error `{code}`, got {errors:?}"))
+            }
+        }
+        (
+            Expect::Decision(e),
+            Answer::Success {
+                decision: Some(d), ..
+            },
+        ) => check_cell(d, e),
+        (Expect::Cells(rows), Answer::Success { batch: Some(b), .. }) => {
+            if rows.len() != b.cells.len() {
+                return Err(format!(
+                    "expected {} rows, got {}",
+                    rows.len(),
+                    b.cells.len()
+                ));
+            }
+            for (r, (want, got)) in rows.iter().zip(&b.cells).enumerate() {
+                if want.len() != got.len() {
+                    return Err(format!(
+                        "row {r}: expected {} cells, got {}",
+                        want.len(),
+                        got.len()
+                    ));
+                }
+                for (c, (w, g)) in want.iter().zip(got).enumerate() {
+                    check_cell(g, w).map_err(|e| format!("row {r} cell {c}: {e}"))?;
+                }
+            }
+            Ok(())
+        }
+        (_, other) => Err(format!(
+            "unexpected answer {}",
+            String::from_utf8_lossy(&serde_json::to_vec(other).unwrap_or_default())
+        )),
+    }
+}
+
+/// The engine for `policies/`, loaded natively from the same bundle bytes a
+/// baked module carries.
+pub fn native_engine(policies: &Path) -> Result<(Engine, Vec<u8>), String> {
+    let bundle = gatehouse_bake::read_policies(policies).map_err(|e| e.to_string())?;
+    let bytes = bundle.to_bytes();
+    let engine = Engine::from_bundle_bytes(&bytes).map_err(|e| e.to_string())?;
+    Ok((engine, bytes))
+}
