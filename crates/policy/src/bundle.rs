@@ -6,11 +6,16 @@
 //! appends a section in microseconds), and the texts are what authors review.
 //! [`check`] is the strict gate a bundle passes before it is baked.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+#[cfg(feature = "check")]
+use std::collections::BTreeSet;
 
-use cedar_policy::{Effect, PolicySet, Schema, ValidationMode, Validator};
+#[cfg(feature = "check")]
+use cedar_policy::{Effect, ValidationMode, Validator};
+use cedar_policy::{PolicySet, Schema};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "check")]
 use crate::template::Template;
 
 /// The custom section name that carries a bundle inside the module.
@@ -62,6 +67,7 @@ impl Bundle {
     }
 
     /// Parses the schema.
+    #[cfg_attr(not(feature = "check"), allow(dead_code))]
     pub(crate) fn parse_schema(&self) -> Result<Schema, String> {
         Schema::from_cedarschema_str(&self.schema)
             .map(|(schema, _warnings)| schema)
@@ -121,6 +127,7 @@ pub struct CheckReport {
     pub rules: BTreeMap<String, Vec<String>>,
 }
 
+#[cfg(feature = "check")]
 /// Validates a bundle strictly: schema and policies parse, strict validation
 /// has zero errors and zero warnings, every policy has `@id` and `@reason`,
 /// every permit has `@unmet` (what a default deny says), every action is
@@ -141,10 +148,10 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
 
     let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
     for e in result.validation_errors() {
-        problems.push(problem(&e.policy_id().to_string(), e.to_string()));
+        problems.push(problem(e.policy_id().as_ref(), e.to_string()));
     }
     for w in result.validation_warnings() {
-        problems.push(problem(&w.policy_id().to_string(), format!("warning: {w}")));
+        problems.push(problem(w.policy_id().as_ref(), format!("warning: {w}")));
     }
 
     let mut rules: BTreeMap<String, Vec<String>> = BTreeMap::new();

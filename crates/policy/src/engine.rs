@@ -346,7 +346,7 @@ impl Engine {
         let principal = self.principal(&world, &check.actor, &slice.decl)?;
         let resource =
             self.resource(&world, &check.target, slice.decl.resource, &slice.decl.name)?;
-        Ok(self.decide(
+        self.decide(
             &world,
             &principal,
             slice,
@@ -354,7 +354,7 @@ impl Engine {
             &check.target,
             &check.params,
             check.source,
-        )?)
+        )
     }
 
     /// Answers every (target, action) cell for one actor, building the

@@ -10,7 +10,9 @@ pub mod request;
 pub mod template;
 mod world;
 
-pub use bundle::{Bundle, PolicyFile, check};
+#[cfg(feature = "check")]
+pub use bundle::check;
+pub use bundle::{Bundle, PolicyFile};
 pub use engine::Engine;
 pub use error::EngineError;
 pub use facts::Facts;

@@ -199,10 +199,8 @@ fn build_case(case: Case, fixtures: &BTreeMap<String, Value>) -> Result<(Vec<u8>
             }
         }
     }
-    if let Some(now) = case.now {
-        if let Some(obj) = facts.as_object_mut() {
-            obj.insert("now".into(), now.into());
-        }
+    if let (Some(now), Some(obj)) = (case.now, facts.as_object_mut()) {
+        obj.insert("now".into(), now.into());
     }
     let mut env = Map::new();
     let actor = case.actor.ok_or("missing `actor`")?;
@@ -265,10 +263,8 @@ fn check_cell(d: &Decision, e: &CellExpect) -> Result<(), String> {
     if d.allowed != e.allowed {
         return Err(format!("expected allowed={}, got {}", e.allowed, show(d)));
     }
-    if let Some(outcome) = e.outcome {
-        if d.outcome != outcome {
-            return Err(format!("expected outcome {outcome:?}, got {}", show(d)));
-        }
+    if let Some(outcome) = e.outcome.filter(|o| *o != d.outcome) {
+        return Err(format!("expected outcome {outcome:?}, got {}", show(d)));
     }
     if let Some(reasons) = &e.reasons {
         let mut want = reasons.clone();

@@ -1,1 +1,283 @@
-fn main() {}
+//! Project automation, `cargo xtask <command>`:
+//!
+//! * `wasm` — builds the engine for wasm32, runs wasm-bindgen, bakes
+//!   `policies/` into it: `dist/gatehouse.wasm` and its sha256;
+//! * `vectors` — replays every shared vector through native, wasmtime and
+//!   Node and compares the answers byte for byte;
+//! * `bench` — the ratio table (wasmtime/native, batch/single, Node/native,
+//!   module size);
+//! * `test` — every check CI runs (`.ci/run` calls it);
+//! * `run` — the main job.
+//!
+//! Every install step (the wasm32 target, wasm-bindgen-cli at the crate's
+//! exact version) is done here, idempotently, so a fresh machine needs
+//! nothing by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+mod bench;
+mod vectors;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("wasm") => wasm().map(|_| ()),
+        Some("vectors") => vectors::run(&args[1..]),
+        Some("bench") => bench::run(),
+        Some("test") => test(),
+        Some("run") => run(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 wasm      build dist/gatehouse.wasm (engine + policies/) and its sha256\n  \
+                 vectors   replay tests/vectors through native, wasmtime and Node [--seed N] [--generated N]\n  \
+                 bench     print the ratio table (wasmtime/native, batch/single, Node/native, size)\n  \
+                 test      run every check CI runs\n  \
+                 run       the main job"
+            );
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The repository root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs a command in the repository root, echoing it; fails on non-zero exit.
+pub(crate) fn sh(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("$ {shown}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.current_dir(root()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn ensure_wasm_target() -> Result {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        sh(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    Ok(())
+}
+
+/// The `wasm-bindgen` crate version in Cargo.lock: the CLI must match it.
+fn bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\""
+            && let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \""))
+        {
+            return Ok(v.trim_end_matches('"').to_owned());
+        }
+    }
+    Err("Cargo.lock names no wasm-bindgen crate".into())
+}
+
+fn ensure_wasm_bindgen() -> Result<String> {
+    let want = bindgen_version()?;
+    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(want.as_str()) {
+        eprintln!(
+            "installing wasm-bindgen-cli {want} (the wasm-bindgen crate's version; takes a few minutes once)"
+        );
+        // Not --locked: the CLI's own lock pins a crate that fails to build (FINDINGS.md).
+        sh(cargo().args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &format!("={want}"),
+        ]))?;
+    }
+    Ok(want)
+}
+
+/// What `wasm` produced.
+pub(crate) struct Module {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub policy_hash: String,
+}
+
+/// Builds the engine module and bakes `policies/` into it.
+pub(crate) fn wasm() -> Result<Module> {
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen()?;
+    sh(cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "gatehouse-wasm",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm",
+    ]))?;
+    let root = root();
+    let bindgen = root.join("target/bindgen");
+    sh(Command::new("wasm-bindgen")
+        .args([
+            "--target",
+            "web",
+            "--remove-name-section",
+            "--remove-producers-section",
+            "--out-name",
+            "gatehouse",
+            "--out-dir",
+        ])
+        .arg(&bindgen)
+        .arg(root.join("target/wasm32-unknown-unknown/wasm/gatehouse_wasm.wasm")))?;
+    let dist = root.join("dist");
+    std::fs::create_dir_all(&dist).map_err(|e| format!("{}: {e}", dist.display()))?;
+    for (from, to) in [
+        (bindgen.join("gatehouse.js"), dist.join("gatehouse.js")),
+        (bindgen.join("gatehouse.d.ts"), dist.join("gatehouse.d.ts")),
+        (
+            root.join("crates/wasm/js/loader.mjs"),
+            dist.join("loader.mjs"),
+        ),
+    ] {
+        std::fs::copy(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+    let started = Instant::now();
+    let baked = gatehouse_bake::bake(
+        &root.join("policies"),
+        &bindgen.join("gatehouse_bg.wasm"),
+        &dist.join("gatehouse.wasm"),
+    )
+    .map_err(|e| e.to_string())?;
+    let took = started.elapsed();
+    println!(
+        "dist/gatehouse.wasm  {} bytes ({} gzipped)  {} policies, {} actions  baked in {:.1} ms",
+        baked.size,
+        gzipped_len(&std::fs::read(&baked.path).unwrap_or_default()),
+        baked.report.policies,
+        baked.report.actions,
+        took.as_secs_f64() * 1000.0
+    );
+    println!("module sha256  {}", baked.module_sha256);
+    println!("policy hash    {}", baked.policy_hash);
+    Ok(Module {
+        path: baked.path,
+        sha256: baked.module_sha256,
+        policy_hash: baked.policy_hash,
+    })
+}
+
+/// gzip -9 size.
+pub(crate) fn gzipped_len(bytes: &[u8]) -> usize {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    if enc.write_all(bytes).is_err() {
+        return 0;
+    }
+    enc.finish().map(|v| v.len()).unwrap_or(0)
+}
+
+/// The gzipped module size CI refuses to exceed (a regression guard; the
+/// product target of 1.0 MB is not met yet: see README).
+const SIZE_BUDGET_GZ: usize = 1_300_000;
+
+fn test() -> Result {
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
+    sh(cargo().args(["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]))?;
+    ensure_wasm_target()?;
+    sh(cargo().args([
+        "clippy",
+        "--quiet",
+        "--package",
+        "gatehouse-wasm",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    sh(cargo().args(["test", "--quiet"]))?;
+    let module = wasm()?;
+    let size = gzipped_len(&std::fs::read(&module.path).map_err(|e| e.to_string())?);
+    if size > SIZE_BUDGET_GZ {
+        return Err(format!(
+            "the module is {size} bytes gzipped, over the {SIZE_BUDGET_GZ} budget"
+        ));
+    }
+    println!("size budget: {size} <= {SIZE_BUDGET_GZ} bytes gzipped");
+    vectors::run(&[])
+}
+
+fn run() -> Result {
+    let module = wasm()?;
+    let runner = gatehouse_runner::Runner::from_file(&module.path).map_err(|e| e.to_string())?;
+    println!(
+        "\nwasmtime loaded {} (policy hash {})",
+        runner.module_sha256(),
+        runner.policy_hash()
+    );
+    let fixture = std::fs::read_to_string(root().join("tests/vectors/fixtures/acme.json"))
+        .map_err(|e| e.to_string())?;
+    let facts: serde_json::Value = serde_json::from_str(&fixture).map_err(|e| e.to_string())?;
+    println!("\nWhat Ada (admin of Acme Agency) may do to each member, from one batch call:\n");
+    let members = ["olivia", "oscar", "sam", "bea", "sue", "ivan", "rita"];
+    let actions = ["suspend", "unsuspend", "remove_member", "edit_nickname"];
+    let batch = serde_json::json!({
+        "op": "batch", "facts": facts, "actor": {"user": "ada"}, "source": "ui",
+        "targets": members.iter().map(|u| serde_json::json!({"membership": {"account": "agency", "user": u}})).collect::<Vec<_>>(),
+        "actions": actions.iter().map(|a| serde_json::json!({"action": a})).collect::<Vec<_>>(),
+    });
+    let out = runner
+        .call(&serde_json::to_vec(&batch).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let answer: gatehouse_policy::json::Answer =
+        serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+    let gatehouse_policy::json::Answer::Success { batch: Some(b), .. } = answer else {
+        return Err(String::from_utf8_lossy(&out).into_owned());
+    };
+    for (member, row) in members.iter().zip(&b.cells) {
+        for (action, d) in actions.iter().zip(row) {
+            let why = d.reasons.first().map(|r| r.message.as_str()).unwrap_or("");
+            let mark = if d.allowed { "yes" } else { "no " };
+            println!("  {member:<7} {action:<14} {mark}  {why}");
+        }
+    }
+    println!(
+        "\nThe host (`gatehouse serve --demo`) and the UI arrive with issues 4 and 5; \
+         until then this is the main job: build the module and ask it."
+    );
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! `cargo xtask vectors`: every shared vector through native, wasmtime and
+//! Node; expectations checked, answers compared byte for byte.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Instant;
+
+use gatehouse_policy::json;
+use gatehouse_vectors::{Vector, check, generate, hostile, load_hand, native_engine};
+
+use crate::{Result, root, wasm};
+
+const MIN_PER_RULE: usize = 10;
+
+fn flag(args: &[String], name: &str, default: u64) -> Result<u64> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a whole number")),
+    }
+}
+
+/// Runs the Node replayer over `inputs`; returns its answers and summary line.
+pub(crate) fn node_answers(
+    module: &std::path::Path,
+    inputs: &[&[u8]],
+) -> Result<(Vec<Vec<u8>>, serde_json::Value)> {
+    let dir = root().join("target/vectors");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (in_path, out_path) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    // Each input as a JSON string literal, one per line: inputs may hold newlines.
+    let mut text = Vec::new();
+    for input in inputs {
+        let s = String::from_utf8_lossy(input);
+        text.extend(serde_json::to_vec(&s).map_err(|e| e.to_string())?);
+        text.push(b'\n');
+    }
+    std::fs::write(&in_path, text).map_err(|e| e.to_string())?;
+    let out = Command::new("node")
+        .arg(root().join("tests/node/replay.mjs"))
+        .arg(module)
+        .arg(&in_path)
+        .arg(&out_path)
+        .output()
+        .map_err(|e| format!("node: {e} (Node 20 must be installed)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "node replay failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "node replay printed {:?}: {e}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    let answers = std::fs::read(&out_path).map_err(|e| e.to_string())?;
+    let answers: Vec<Vec<u8>> = answers
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    Ok((answers, summary))
+}
+
+pub(crate) fn run(args: &[String]) -> Result {
+    let seed = flag(args, "--seed", 1)?;
+    let generated =
+        usize::try_from(flag(args, "--generated", 5_000)?).map_err(|e| e.to_string())?;
+    let module = wasm()?;
+    let root = root();
+    let (engine, _) = native_engine(&root.join("policies"))?;
+    if engine.policy_hash() != module.policy_hash {
+        return Err("the native bundle and the module's bundle differ: rebuild".into());
+    }
+
+    let hand = load_hand(&root.join("tests/vectors"))?;
+    let mut per_rule: BTreeMap<String, usize> = BTreeMap::new();
+    for v in &hand {
+        if let Some(rule) = &v.rule {
+            *per_rule.entry(rule.clone()).or_default() += 1;
+        }
+    }
+    let thin: Vec<String> = (1..=18)
+        .map(|r| format!("R{r}"))
+        .filter(|r| per_rule.get(r).copied().unwrap_or(0) < MIN_PER_RULE)
+        .collect();
+    let hand_count = hand.len();
+    let mut vectors: Vec<Vector> = hand;
+    vectors.extend(hostile());
+    let hostile_count = vectors.len() - hand_count;
+    vectors.extend(generate::generate(&engine, seed, generated));
+    let inputs: Vec<&[u8]> = vectors.iter().map(|v| v.input.as_slice()).collect();
+    println!(
+        "vectors: {hand_count} hand ({} rules, fewest per rule {}), {hostile_count} hostile, {generated} generated (seed {seed})",
+        per_rule.len(),
+        per_rule.values().min().copied().unwrap_or(0)
+    );
+
+    let started = Instant::now();
+    let native: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|i| json::handle(Some(&engine), i))
+        .collect();
+    let native_time = started.elapsed();
+    let failures: Vec<String> = vectors
+        .iter()
+        .zip(&native)
+        .filter_map(|(v, out)| check(v, out).err().map(|e| format!("{}: {e}", v.name)))
+        .collect();
+
+    let started = Instant::now();
+    let runner = gatehouse_runner::Runner::from_file(&module.path).map_err(|e| e.to_string())?;
+    let wasmtime: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|i| {
+            runner
+                .call(i)
+                .unwrap_or_else(|e| format!("runner error: {e}").into_bytes())
+        })
+        .collect();
+    let wasmtime_time = started.elapsed();
+
+    let started = Instant::now();
+    let (node, summary) = node_answers(&module.path, &inputs)?;
+    let node_time = started.elapsed();
+
+    let differ = |other: &[Vec<u8>]| -> Vec<String> {
+        if other.len() != native.len() {
+            return vec![format!(
+                "{} answers for {} vectors",
+                other.len(),
+                native.len()
+            )];
+        }
+        vectors
+            .iter()
+            .zip(native.iter().zip(other))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(v, (a, b))| {
+                format!(
+                    "{}:\n    native: {}\n    other:  {}",
+                    v.name,
+                    String::from_utf8_lossy(&a[..a.len().min(300)]),
+                    String::from_utf8_lossy(&b[..b.len().min(300)])
+                )
+            })
+            .collect()
+    };
+    let wasmtime_diff = differ(&wasmtime);
+    let node_diff = differ(&node);
+    let node_sha = summary["module_sha256"].as_str().unwrap_or("?").to_owned();
+    let object_mismatches = summary["object_mismatches"].as_u64().unwrap_or(u64::MAX);
+
+    let n = vectors.len();
+    println!(
+        "native    {n} vectors  {} expectation failures  policy hash {}  ({:.2} s)",
+        failures.len(),
+        engine.policy_hash(),
+        native_time.as_secs_f64()
+    );
+    println!(
+        "wasmtime  {n} vectors  {} differ from native  module sha256 {}  ({:.2} s)",
+        wasmtime_diff.len(),
+        runner.module_sha256(),
+        wasmtime_time.as_secs_f64()
+    );
+    println!(
+        "node      {n} vectors  {} differ from native  module sha256 {node_sha}  object API mismatches {object_mismatches}  ({:.2} s)",
+        node_diff.len(),
+        node_time.as_secs_f64()
+    );
+
+    let mut problems = Vec::new();
+    for (what, list) in [
+        ("expectation", &failures),
+        ("wasmtime", &wasmtime_diff),
+        ("node", &node_diff),
+    ] {
+        for item in list.iter().take(20) {
+            problems.push(format!("{what}: {item}"));
+        }
+        if list.len() > 20 {
+            problems.push(format!("{what}: … and {} more", list.len() - 20));
+        }
+    }
+    if runner.module_sha256() != module.sha256 || node_sha != module.sha256 {
+        problems.push(format!(
+            "module hashes differ: baked {}, wasmtime {}, node {node_sha}",
+            module.sha256,
+            runner.module_sha256()
+        ));
+    }
+    if object_mismatches != 0 {
+        problems.push(format!(
+            "node: {object_mismatches} answers of the object API differ from the JSON API"
+        ));
+    }
+    if !thin.is_empty() {
+        problems.push(format!(
+            "rules with fewer than {MIN_PER_RULE} hand vectors: {}",
+            thin.join(", ")
+        ));
+    }
+    if generated < 5_000 && args.is_empty() {
+        problems.push("fewer than 5,000 generated vectors".into());
+    }
+    if problems.is_empty() {
+        println!("all {n} vectors agree across native, wasmtime and node");
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problems:\n{}",
+            problems.len(),
+            problems.join("\n")
+        ))
+    }
+}
