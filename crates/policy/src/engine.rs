@@ -219,6 +219,29 @@ pub(crate) fn actions_of(policy: &Policy, catalogue: &Catalogue) -> Vec<String> 
     }
 }
 
+/// False when the policy's `principal is T` or `resource is T` scope names a
+/// type the action never has: such a policy is never satisfied and never
+/// errors for that action, so leaving it out of the slice changes no answer.
+fn scope_can_match(policy: &Policy, decl: &ActionDecl) -> bool {
+    use cedar_policy::{PrincipalConstraint as P, ResourceConstraint as R};
+    let principal_ok = |ty: &cedar_policy::EntityTypeName| match ty.to_string().as_str() {
+        "User" => decl.by_user,
+        "IdentityProvider" => decl.by_idp,
+        _ => false,
+    };
+    let principal = match policy.principal_constraint() {
+        P::Is(ty) | P::IsIn(ty, _) => principal_ok(&ty),
+        P::Any | P::In(_) | P::Eq(_) => true,
+    };
+    let resource = match policy.resource_constraint() {
+        R::Is(ty) | R::IsIn(ty, _) => {
+            ResourceKind::from_type(&ty.to_string()) == Some(decl.resource)
+        }
+        R::Any | R::In(_) | R::Eq(_) => true,
+    };
+    principal && resource
+}
+
 #[derive(Debug)]
 struct Meta {
     reason: Template,
@@ -291,6 +314,9 @@ impl Engine {
                 let slice = slices.get_mut(&action).ok_or_else(|| {
                     EngineError::Bundle(format!("{id} names action `{action}` the schema lacks"))
                 })?;
+                if !scope_can_match(policy, &slice.decl) {
+                    continue;
+                }
                 slice
                     .policies
                     .add(policy.clone())

@@ -27,6 +27,16 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("wasm") => wasm().map(|_| ()),
         Some("vectors") => vectors::run(&args[1..]),
+        // Measured in an optimised build: a debug build would flatter wasm.
+        Some("bench") if cfg!(debug_assertions) => sh(cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "xtask",
+            "--",
+            "bench",
+        ])),
         Some("bench") => bench::run(),
         Some("test") => test(),
         Some("run") => run(),
