@@ -26,7 +26,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("wasm") => wasm().map(|_| ()),
-        Some("vectors") => vectors::run(&args[1..]),
+        Some("vectors") => vectors::run(&args[1..]).map(|_| ()),
         // Measured in an optimised build: a debug build would flatter wasm.
         Some("bench") if cfg!(debug_assertions) => sh(cargo().args([
             "run",
@@ -248,7 +248,9 @@ fn test() -> Result {
         ));
     }
     println!("size budget: {size} <= {SIZE_BUDGET_GZ} bytes gzipped");
-    vectors::run(&[])
+    let count = vectors::run(&[])?;
+    println!("vectors: {count} passed, 0 failed");
+    Ok(())
 }
 
 fn run() -> Result {

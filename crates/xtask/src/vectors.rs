@@ -66,7 +66,8 @@ pub(crate) fn node_answers(
     Ok((answers, summary))
 }
 
-pub(crate) fn run(args: &[String]) -> Result {
+/// Replays everything; returns how many vectors agreed.
+pub(crate) fn run(args: &[String]) -> Result<usize> {
     let seed = flag(args, "--seed", 1)?;
     let generated =
         usize::try_from(flag(args, "--generated", 5_000)?).map_err(|e| e.to_string())?;
@@ -210,7 +211,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     if problems.is_empty() {
         println!("all {n} vectors agree across native, wasmtime and node");
-        Ok(())
+        Ok(n)
     } else {
         Err(format!(
             "{} problems:\n{}",
