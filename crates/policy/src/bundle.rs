@@ -176,6 +176,9 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
                     problems.push(problem(&id, format!("@unmet: {e}")));
                 }
             }
+            (Effect::Permit, _) if policy.annotation("gate").is_some() => {
+                problems.push(problem(&id, "@gate belongs on forbid policies only".into()));
+            }
             (Effect::Forbid, Some(_)) => {
                 problems.push(problem(
                     &id,

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision as CedarDecision, EntityUid, EvalResult,
-    Policy, PolicyId, PolicySet, Request, RestrictedExpression, SchemaFragment,
+    ActionConstraint, Authorizer, Context, EntityUid, EvalResult, Policy, PolicyId, PolicySet,
+    Request, RestrictedExpression, SchemaFragment,
 };
 use sha2::{Digest, Sha256};
 
@@ -252,7 +252,9 @@ struct Meta {
 struct Slice {
     decl: ActionDecl,
     uid: EntityUid,
-    policies: PolicySet,
+    gate_set: PolicySet,
+    permit_set: PolicySet,
+    forbid_set: PolicySet,
     /// Permit policy ids with their `@unmet`, sorted by id.
     permits: Vec<PolicyId>,
 }
@@ -291,7 +293,9 @@ impl Engine {
                 let slice = Slice {
                     decl: decl.clone(),
                     uid: Types::uid(&types.action, &decl.name),
-                    policies: PolicySet::new(),
+                    gate_set: PolicySet::new(),
+                    permit_set: PolicySet::new(),
+                    forbid_set: PolicySet::new(),
                     permits: Vec::new(),
                 };
                 (decl.name.clone(), slice)
@@ -317,13 +321,16 @@ impl Engine {
                 if !scope_can_match(policy, &slice.decl) {
                     continue;
                 }
-                slice
-                    .policies
-                    .add(policy.clone())
-                    .map_err(|e| EngineError::Bundle(format!("{id}: {e}")))?;
-                if is_permit {
+                let set = if is_permit {
                     slice.permits.push(id.clone());
-                }
+                    &mut slice.permit_set
+                } else if policy.annotation("gate").is_some() {
+                    &mut slice.gate_set
+                } else {
+                    &mut slice.forbid_set
+                };
+                set.add(policy.clone())
+                    .map_err(|e| EngineError::Bundle(format!("{id}: {e}")))?;
             }
             meta.insert(id, Meta { reason, unmet });
         }
@@ -579,41 +586,12 @@ impl Engine {
             None,
         )
         .map_err(|e| EngineError::BadInput(e.to_string()))?;
-        let response = self
-            .authorizer
-            .is_authorized(&request, &slice.policies, &world.entities);
         let render = Render {
             world,
             principal,
             resource,
             context: &context,
         };
-
-        let mut errors: Vec<Reason> = response
-            .diagnostics()
-            .errors()
-            .map(|e| {
-                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
-                Reason {
-                    policy: e.policy_id().to_string(),
-                    message: format!(
-                        "this rule could not be evaluated, so the change is refused: {}",
-                        e.inner()
-                    ),
-                }
-            })
-            .collect();
-        if !errors.is_empty() {
-            // Fail closed: an erroring forbid must never turn into an allow.
-            errors.sort_by(|a, b| a.policy.cmp(&b.policy));
-            return Ok(Decision {
-                allowed: false,
-                outcome: Outcome::Error,
-                reasons: errors,
-            });
-        }
-        let mut ids: Vec<&PolicyId> = response.diagnostics().reason().collect();
-        ids.sort_by_key(|id| id.to_string());
         let reasons_from = |ids: &[&PolicyId], unmet: bool| -> Vec<Reason> {
             ids.iter()
                 .filter_map(|id| {
@@ -630,33 +608,72 @@ impl Engine {
                 })
                 .collect()
         };
-        Ok(match response.decision() {
-            CedarDecision::Allow => Decision {
-                allowed: true,
-                outcome: Outcome::Permitted,
-                reasons: reasons_from(&ids, false),
-            },
-            CedarDecision::Deny if !ids.is_empty() => Decision {
+
+        // Three phases, each policy evaluated at most once. First the gates
+        // (forbids annotated `@gate`, about the actor's standing, such as
+        // "you are suspended"): when one holds, it is the answer. Then the
+        // permits: when none holds, the answer is "not permitted" whatever
+        // another forbid says, and the reasons are the unmet requirements —
+        // the useful words for someone who may not do this at all. Only when
+        // a permit holds do the other forbids run. `allowed` is exactly
+        // Cedar's decision over the whole slice: permitted and not forbidden.
+        let gates = self
+            .authorizer
+            .is_authorized(&request, &slice.gate_set, &world.entities);
+        if let Some(errors) = failed(&gates) {
+            return Ok(errors);
+        }
+        let mut gated: Vec<&PolicyId> = gates.diagnostics().reason().collect();
+        if !gated.is_empty() {
+            gated.sort_by_key(|id| id.to_string());
+            return Ok(Decision {
                 allowed: false,
                 outcome: Outcome::Forbidden,
-                reasons: reasons_from(&ids, false),
-            },
-            CedarDecision::Deny => {
-                // Cedar's default deny names no policy: say which requirement
-                // was unmet, in the permit policies' own words.
-                let permits: Vec<&PolicyId> = slice.permits.iter().collect();
-                let mut reasons = reasons_from(&permits, true);
-                if reasons.is_empty() {
-                    reasons.push(Reason {
-                        policy: "default-deny".into(),
-                        message: format!("no policy permits `{}`", slice.decl.name),
-                    });
-                }
-                Decision {
-                    allowed: false,
-                    outcome: Outcome::NotPermitted,
-                    reasons,
-                }
+                reasons: reasons_from(&gated, false),
+            });
+        }
+        let permits = self
+            .authorizer
+            .is_authorized(&request, &slice.permit_set, &world.entities);
+        if let Some(errors) = failed(&permits) {
+            return Ok(errors);
+        }
+        let mut held: Vec<&PolicyId> = permits.diagnostics().reason().collect();
+        if held.is_empty() {
+            let all: Vec<&PolicyId> = slice.permits.iter().collect();
+            let mut reasons = reasons_from(&all, true);
+            if reasons.is_empty() {
+                reasons.push(Reason {
+                    policy: "default-deny".into(),
+                    message: format!("no policy permits `{}`", slice.decl.name),
+                });
+            }
+            return Ok(Decision {
+                allowed: false,
+                outcome: Outcome::NotPermitted,
+                reasons,
+            });
+        }
+        let forbids = self
+            .authorizer
+            .is_authorized(&request, &slice.forbid_set, &world.entities);
+        if let Some(errors) = failed(&forbids) {
+            return Ok(errors);
+        }
+        let mut forbidden: Vec<&PolicyId> = forbids.diagnostics().reason().collect();
+        Ok(if forbidden.is_empty() {
+            held.sort_by_key(|id| id.to_string());
+            Decision {
+                allowed: true,
+                outcome: Outcome::Permitted,
+                reasons: reasons_from(&held, false),
+            }
+        } else {
+            forbidden.sort_by_key(|id| id.to_string());
+            Decision {
+                allowed: false,
+                outcome: Outcome::Forbidden,
+                reasons: reasons_from(&forbidden, false),
             }
         })
     }
@@ -766,6 +783,35 @@ pub struct ActionShape {
     pub by_user: bool,
     /// An identity provider may be the actor.
     pub by_identity_provider: bool,
+}
+
+/// Fail closed: any evaluation error denies, the errors being the reasons
+/// (Cedar skips an erroring policy, so an erroring forbid could otherwise
+/// turn into an allow).
+fn failed(response: &cedar_policy::Response) -> Option<Decision> {
+    let mut errors: Vec<Reason> = response
+        .diagnostics()
+        .errors()
+        .map(|e| {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+            Reason {
+                policy: e.policy_id().to_string(),
+                message: format!(
+                    "this rule could not be evaluated, so the change is refused: {}",
+                    e.inner()
+                ),
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        return None;
+    }
+    errors.sort_by(|a, b| a.policy.cmp(&b.policy));
+    Some(Decision {
+        allowed: false,
+        outcome: Outcome::Error,
+        reasons: errors,
+    })
 }
 
 /// A context value, kept in Rust form so reasons can name it.
