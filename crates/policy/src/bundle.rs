@@ -165,6 +165,9 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
                 }
             }
         }
+        if policy.effect() == Effect::Permit && policy.annotation("gate").is_some() {
+            problems.push(problem(&id, "@gate belongs on forbid policies only".into()));
+        }
         match (policy.effect(), policy.annotation("unmet")) {
             (Effect::Permit, None) => problems.push(problem(
                 &id,
@@ -175,9 +178,6 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
                 if let Err(e) = Template::parse(text) {
                     problems.push(problem(&id, format!("@unmet: {e}")));
                 }
-            }
-            (Effect::Permit, _) if policy.annotation("gate").is_some() => {
-                problems.push(problem(&id, "@gate belongs on forbid policies only".into()));
             }
             (Effect::Forbid, Some(_)) => {
                 problems.push(problem(
