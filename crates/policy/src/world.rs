@@ -205,6 +205,8 @@ impl<'f> World<'f> {
         let mut invitations = HashMap::with_capacity(facts.invitations.len());
         let mut pending_invites = HashSet::new();
         let mut pending_seats: HashMap<&str, usize> = HashMap::new();
+        // (account, email) -> how many pending, unexpired invitations.
+        let mut pending_count: HashMap<(&str, String), usize> = HashMap::new();
         for inv in &facts.invitations {
             if !accounts.contains_key(inv.account.as_str()) {
                 return Err(missing(
@@ -218,6 +220,9 @@ impl<'f> World<'f> {
             }
             if inv.status == InvitationStatus::Pending && inv.expires_at > now {
                 pending_invites.insert((inv.account.as_str(), inv.email.to_lowercase()));
+                *pending_count
+                    .entry((inv.account.as_str(), inv.email.to_lowercase()))
+                    .or_default() += 1;
                 *pending_seats.entry(inv.account.as_str()).or_default() += 1;
             }
         }
@@ -425,6 +430,12 @@ impl<'f> World<'f> {
 
         for inv in &facts.invitations {
             let account = inv.account.as_str();
+            let live = inv.status == InvitationStatus::Pending && inv.expires_at > now;
+            let pending_here = pending_count
+                .get(&(account, inv.email.to_lowercase()))
+                .copied()
+                .unwrap_or(0);
+            let another_pending = pending_here > usize::from(live);
             out.push(entity(
                 Types::uid(&types.invitation, inv.id.as_str()),
                 vec![
@@ -445,6 +456,10 @@ impl<'f> World<'f> {
                         }),
                     ),
                     ("expires_at", RestrictedExpression::new_long(inv.expires_at)),
+                    (
+                        "another_pending",
+                        RestrictedExpression::new_bool(another_pending),
+                    ),
                 ],
                 HashSet::new(),
             )?);
