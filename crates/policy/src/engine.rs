@@ -592,10 +592,10 @@ impl Engine {
             resource,
             context: &context,
         };
-        let reasons_from = |ids: &[&PolicyId], unmet: bool| -> Vec<Reason> {
+        let reasons_from = |ids: &[PolicyId], unmet: bool| -> Vec<Reason> {
             ids.iter()
                 .filter_map(|id| {
-                    let meta = self.meta.get(*id)?;
+                    let meta = self.meta.get(id)?;
                     let template = if unmet {
                         meta.unmet.as_ref()?
                     } else {
@@ -608,6 +608,24 @@ impl Engine {
                 })
                 .collect()
         };
+        // The policies of `set` that hold, sorted; any evaluation error is
+        // the answer (fail closed).
+        let holding = |set: &PolicySet| -> Result<Vec<PolicyId>, Decision> {
+            let response = self
+                .authorizer
+                .is_authorized(&request, set, &world.entities);
+            if let Some(errors) = failed(&response) {
+                return Err(errors);
+            }
+            let mut ids: Vec<PolicyId> = response.diagnostics().reason().cloned().collect();
+            ids.sort_by_key(ToString::to_string);
+            Ok(ids)
+        };
+        let decision = |allowed: bool, outcome: Outcome, reasons: Vec<Reason>| Decision {
+            allowed,
+            outcome,
+            reasons,
+        };
 
         // Three phases, each policy evaluated at most once. First the gates
         // (forbids annotated `@gate`, about the actor's standing, such as
@@ -617,64 +635,39 @@ impl Engine {
         // the useful words for someone who may not do this at all. Only when
         // a permit holds do the other forbids run. `allowed` is exactly
         // Cedar's decision over the whole slice: permitted and not forbidden.
-        let gates = self
-            .authorizer
-            .is_authorized(&request, &slice.gate_set, &world.entities);
-        if let Some(errors) = failed(&gates) {
-            return Ok(errors);
-        }
-        let mut gated: Vec<&PolicyId> = gates.diagnostics().reason().collect();
+        let gated = match holding(&slice.gate_set) {
+            Ok(ids) => ids,
+            Err(error) => return Ok(error),
+        };
         if !gated.is_empty() {
-            gated.sort_by_key(|id| id.to_string());
-            return Ok(Decision {
-                allowed: false,
-                outcome: Outcome::Forbidden,
-                reasons: reasons_from(&gated, false),
-            });
+            return Ok(decision(
+                false,
+                Outcome::Forbidden,
+                reasons_from(&gated, false),
+            ));
         }
-        let permits = self
-            .authorizer
-            .is_authorized(&request, &slice.permit_set, &world.entities);
-        if let Some(errors) = failed(&permits) {
-            return Ok(errors);
-        }
-        let mut held: Vec<&PolicyId> = permits.diagnostics().reason().collect();
+        let held = match holding(&slice.permit_set) {
+            Ok(ids) => ids,
+            Err(error) => return Ok(error),
+        };
         if held.is_empty() {
-            let all: Vec<&PolicyId> = slice.permits.iter().collect();
-            let mut reasons = reasons_from(&all, true);
+            let mut reasons = reasons_from(&slice.permits, true);
             if reasons.is_empty() {
                 reasons.push(Reason {
                     policy: "default-deny".into(),
                     message: format!("no policy permits `{}`", slice.decl.name),
                 });
             }
-            return Ok(Decision {
-                allowed: false,
-                outcome: Outcome::NotPermitted,
-                reasons,
-            });
+            return Ok(decision(false, Outcome::NotPermitted, reasons));
         }
-        let forbids = self
-            .authorizer
-            .is_authorized(&request, &slice.forbid_set, &world.entities);
-        if let Some(errors) = failed(&forbids) {
-            return Ok(errors);
-        }
-        let mut forbidden: Vec<&PolicyId> = forbids.diagnostics().reason().collect();
+        let forbidden = match holding(&slice.forbid_set) {
+            Ok(ids) => ids,
+            Err(error) => return Ok(error),
+        };
         Ok(if forbidden.is_empty() {
-            held.sort_by_key(|id| id.to_string());
-            Decision {
-                allowed: true,
-                outcome: Outcome::Permitted,
-                reasons: reasons_from(&held, false),
-            }
+            decision(true, Outcome::Permitted, reasons_from(&held, false))
         } else {
-            forbidden.sort_by_key(|id| id.to_string());
-            Decision {
-                allowed: false,
-                outcome: Outcome::Forbidden,
-                reasons: reasons_from(&forbidden, false),
-            }
+            decision(false, Outcome::Forbidden, reasons_from(&forbidden, false))
         })
     }
 
