@@ -39,7 +39,7 @@ fn main() {
         ])),
         Some("bench") => bench::run(),
         Some("test") => test(),
-        Some("run") => run(),
+        Some("run") => run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -48,7 +48,7 @@ fn main() {
                  vectors   replay tests/vectors through native, wasmtime and Node [--seed N] [--generated N]\n  \
                  bench     print the ratio table (wasmtime/native, batch/single, Node/native, size)\n  \
                  test      run every check CI runs\n  \
-                 run       the main job"
+                 run       build the module and the host, then `gatehouse serve --demo` [--listen ADDR]"
             );
             std::process::exit(2);
         }
@@ -239,8 +239,11 @@ fn test() -> Result {
         "-D",
         "warnings",
     ]))?;
-    sh(cargo().args(["test", "--quiet"]))?;
+    // The host's tests ask the built module, so it is built first.
     let module = wasm()?;
+    sh(cargo()
+        .args(["test", "--quiet"])
+        .env("GATEHOUSE_MODULE", &module.path))?;
     let size = gzipped_len(&std::fs::read(&module.path).map_err(|e| e.to_string())?);
     if size > SIZE_BUDGET_GZ {
         return Err(format!(
@@ -253,43 +256,27 @@ fn test() -> Result {
     Ok(())
 }
 
-fn run() -> Result {
+/// The main job: build the module and the host, then serve the demo on an
+/// embedded SQLite store (`gatehouse-demo.db` at the repository root).
+fn run(extra: &[String]) -> Result {
     let module = wasm()?;
-    let runner = gatehouse_runner::Runner::from_file(&module.path).map_err(|e| e.to_string())?;
-    println!(
-        "\nwasmtime loaded {} (policy hash {})",
-        runner.module_sha256(),
-        runner.policy_hash()
-    );
-    let fixture = std::fs::read_to_string(root().join("tests/vectors/fixtures/acme.json"))
-        .map_err(|e| e.to_string())?;
-    let facts: serde_json::Value = serde_json::from_str(&fixture).map_err(|e| e.to_string())?;
-    println!("\nWhat Ada (admin of Acme Agency) may do to each member, from one batch call:\n");
-    let members = ["olivia", "oscar", "sam", "bea", "sue", "ivan", "rita"];
-    let actions = ["suspend", "unsuspend", "remove_member", "edit_nickname"];
-    let batch = serde_json::json!({
-        "op": "batch", "facts": facts, "actor": {"user": "ada"}, "source": "ui",
-        "targets": members.iter().map(|u| serde_json::json!({"membership": {"account": "agency", "user": u}})).collect::<Vec<_>>(),
-        "actions": actions.iter().map(|a| serde_json::json!({"action": a})).collect::<Vec<_>>(),
-    });
-    let out = runner
-        .call(&serde_json::to_vec(&batch).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let answer: gatehouse_policy::json::Answer =
-        serde_json::from_slice(&out).map_err(|e| e.to_string())?;
-    let gatehouse_policy::json::Answer::Success { batch: Some(b), .. } = answer else {
-        return Err(String::from_utf8_lossy(&out).into_owned());
-    };
-    for (member, row) in members.iter().zip(&b.cells) {
-        for (action, d) in actions.iter().zip(row) {
-            let why = d.reasons.first().map(|r| r.message.as_str()).unwrap_or("");
-            let mark = if d.allowed { "yes" } else { "no " };
-            println!("  {member:<7} {action:<14} {mark}  {why}");
-        }
-    }
-    println!(
-        "\nThe host (`gatehouse serve --demo`) and the UI arrive with issues 4 and 5; \
-         until then this is the main job: build the module and ask it."
-    );
-    Ok(())
+    let db = root().join("gatehouse-demo.db");
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "gatehouse-host",
+        "--bin",
+        "gatehouse",
+        "--",
+        "serve",
+        "--demo",
+    ])
+    .arg("--module")
+    .arg(&module.path)
+    .arg("--db")
+    .arg(&db)
+    .args(extra);
+    sh(&mut cmd)
 }

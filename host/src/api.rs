@@ -1,0 +1,787 @@
+//! The HTTP API, versioned under `/v1`, JSON in and out. Handlers only
+//! translate: authenticate, turn the request into a [`Change`] or a read,
+//! and turn the result or [`ApiError`] into a response.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use gatehouse_policy::Source;
+use gatehouse_policy::facts::{RequestedRole, Role};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::audit::AuditQuery;
+use crate::auth::{self, Principal};
+use crate::change::{Attempt, Change};
+use crate::error::{ApiError, ApiResult};
+use crate::{Host, scim};
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// A JSON body with errors in the API's own shape.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Body<T>, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim();
+                v == "application/json" || v == "application/scim+json"
+            })
+            .unwrap_or(false);
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(
+                "send a JSON body with Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::TooLarge(MAX_BODY))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::BadRequest(format!("the JSON body does not fit: {e}")))
+    }
+}
+
+fn attempt(p: &Principal) -> Attempt {
+    Attempt::user(
+        &p.user,
+        if p.cookie { Source::Ui } else { Source::Api },
+        Some(p.session.clone()),
+    )
+}
+
+async fn run(host: &Host, p: &Principal, change: Change) -> ApiResult<Json<Value>> {
+    let applied = host.perform(change, attempt(p)).await?;
+    Ok(Json(json!({
+        "ok": true,
+        "result": applied.result,
+        "audit_id": applied.audit_id,
+        "reasons": applied.decision.reasons,
+    })))
+}
+
+/// Builds the router.
+pub fn router(host: Host) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/module", get(module))
+        .route("/v1/auth/sign-in", post(sign_in))
+        .route("/v1/auth/redeem", post(redeem))
+        .route("/v1/auth/sign-out", post(sign_out))
+        .route("/v1/tokens", post(create_token))
+        .route("/v1/me", get(me).patch(update_me).delete(delete_me))
+        .route("/v1/me/notifications", put(notifications))
+        .route("/v1/me/devices", get(devices))
+        .route("/v1/me/devices/{id}", delete(sign_out_device))
+        .route("/v1/accounts", get(accounts))
+        .route("/v1/accounts/{account}/members", get(members))
+        .route(
+            "/v1/accounts/{account}/members/{user}",
+            delete(remove_member),
+        )
+        .route(
+            "/v1/accounts/{account}/members/{user}/role",
+            put(change_role),
+        )
+        .route(
+            "/v1/accounts/{account}/members/{user}/nickname",
+            put(nickname),
+        )
+        .route(
+            "/v1/accounts/{account}/members/{user}/suspend",
+            post(suspend),
+        )
+        .route(
+            "/v1/accounts/{account}/members/{user}/unsuspend",
+            post(unsuspend),
+        )
+        .route(
+            "/v1/accounts/{account}/members/{user}/reassign",
+            post(reassign),
+        )
+        .route("/v1/accounts/{account}/leave", post(leave))
+        .route("/v1/accounts/{account}/step-down", post(step_down))
+        .route("/v1/accounts/{account}/seats/buy", post(buy_seats))
+        .route("/v1/accounts/{account}/seats/remove", post(remove_seats))
+        .route("/v1/accounts/{account}/invitations", get(invitations))
+        .route(
+            "/v1/accounts/{account}/owner-removal-requests",
+            get(requests).post(request_owner_removal),
+        )
+        .route("/v1/accounts/{account}/bulk-removals", post(bulk_remove))
+        .route("/v1/accounts/{account}/audit", get(audit))
+        .route("/v1/invitations", post(invite))
+        .route("/v1/invitations/accept", post(accept))
+        .route("/v1/invitations/{id}/resend", post(resend))
+        .route("/v1/invitations/{id}/revoke", post(revoke))
+        .route("/v1/owner-removal-requests/{id}/approve", post(approve))
+        .route("/v1/owner-removal-requests/{id}/decline", post(decline))
+        .route("/v1/owner-removal-requests/{id}/cancel", post(cancel))
+        .route("/v1/jobs/{id}", get(job))
+        .merge(scim::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(host)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint: see /openapi.json".into())
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": {"code": "method_not_allowed", "message": "this endpoint does not take that method: see /openapi.json"}})),
+    )
+        .into_response()
+}
+
+async fn health(State(host): State<Host>) -> ApiResult<Json<Value>> {
+    sqlx::query("SELECT 1").execute(host.store.pool()).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "module_sha256": host.gate.module_sha256(),
+        "policy_hash": host.gate.policy_hash(),
+    })))
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn module(State(host): State<Host>) -> Response {
+    let bytes = host.gate.bytes();
+    let sha = host.gate.module_sha256();
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/wasm"),
+        )],
+        bytes.as_ref().clone(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{sha}\"")) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&sha) {
+        response
+            .headers_mut()
+            .insert("x-gatehouse-module-sha256", v);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    email: String,
+}
+
+async fn sign_in(
+    State(host): State<Host>,
+    Body(b): Body<SignIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    check_email(&b.email)?;
+    auth::request_link(&host, &b.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "if this address has an account, a sign-in link is on its way"})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Redeem {
+    token: String,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+async fn redeem(State(host): State<Host>, Body(b): Body<Redeem>) -> ApiResult<Response> {
+    let session =
+        auth::redeem_link(&host, &b.token, b.label.as_deref().unwrap_or("browser")).await?;
+    let cookie = auth::session_cookie(&session.token, host.settings.secure_cookies);
+    let mut response = Json(json!({
+        "user": session.user,
+        "session": session.id,
+        "csrf": session.csrf,
+    }))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+async fn sign_out(State(host): State<Host>, p: Principal) -> ApiResult<Response> {
+    let body = auth::sign_out(&host, &p.session).await?;
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("gh_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    label: String,
+}
+
+async fn create_token(
+    State(host): State<Host>,
+    p: Principal,
+    Body(b): Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let label = b.label.trim();
+    if label.is_empty() || label.len() > 100 {
+        return Err(ApiError::BadRequest(
+            "give the token a label of 1 to 100 characters".into(),
+        ));
+    }
+    let s = auth::create_session(&host, &p.user, "api", label).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": s.id, "token": s.token, "note": "shown once: store it now"})),
+    ))
+}
+
+async fn me(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(host.me(&p.user).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+}
+
+async fn update_me(
+    State(host): State<Host>,
+    p: Principal,
+    Body(b): Body<ProfileBody>,
+) -> ApiResult<Json<Value>> {
+    if let Some(n) = &b.name
+        && (n.trim().is_empty() || n.len() > 200)
+    {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 200 characters".into(),
+        ));
+    }
+    if let Some(c) = &b.country
+        && (c.len() != 2 || !c.chars().all(|c| c.is_ascii_uppercase()))
+    {
+        return Err(ApiError::BadRequest(
+            "country is a two-letter code such as GB".into(),
+        ));
+    }
+    run(
+        &host,
+        &p,
+        Change::UpdateProfile {
+            name: b.name,
+            phone: b.phone,
+            country: b.country,
+        },
+    )
+    .await
+}
+
+async fn delete_me(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::DeleteProfile).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Notifications {
+    email: bool,
+    sms: bool,
+}
+
+async fn notifications(
+    State(host): State<Host>,
+    p: Principal,
+    Body(b): Body<Notifications>,
+) -> ApiResult<Json<Value>> {
+    run(
+        &host,
+        &p,
+        Change::UpdateNotifications {
+            email: b.email,
+            sms: b.sms,
+        },
+    )
+    .await
+}
+
+async fn devices(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(host.devices(&p.user, &p.session).await?))
+}
+
+async fn sign_out_device(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::SignOutDevice { device: id }).await
+}
+
+async fn accounts(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(host.accounts(&p.user).await?))
+}
+
+async fn members(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    signed_in_to(&host, &p, &account).await?;
+    Ok(Json(host.members(&p.user, &account).await?))
+}
+
+async fn invitations(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    signed_in_to(&host, &p, &account).await?;
+    Ok(Json(host.invitations(&p.user, &account).await?))
+}
+
+async fn requests(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    signed_in_to(&host, &p, &account).await?;
+    Ok(Json(host.owner_removal_requests(&p.user, &account).await?))
+}
+
+async fn audit(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    if let Some(d) = &q.decision
+        && !["allowed", "denied", "failed"].contains(&d.as_str())
+    {
+        return Err(ApiError::BadRequest(
+            "decision is allowed, denied or failed".into(),
+        ));
+    }
+    signed_in_to(&host, &p, &account).await?;
+    Ok(Json(host.audit_log(&p.user, &account, &q).await?))
+}
+
+async fn signed_in_to(host: &Host, p: &Principal, account: &str) -> ApiResult<()> {
+    let mut tx = host.store.begin_read().await?;
+    crate::auth::check_not_signed_out(&mut tx, &p.session, account).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn remove_member(
+    State(host): State<Host>,
+    p: Principal,
+    Path((account, user)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::Remove { account, user }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: Role,
+}
+
+async fn change_role(
+    State(host): State<Host>,
+    p: Principal,
+    Path((account, user)): Path<(String, String)>,
+    Body(b): Body<RoleBody>,
+) -> ApiResult<Json<Value>> {
+    run(
+        &host,
+        &p,
+        Change::ChangeRole {
+            account,
+            user,
+            role: b.role,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NicknameBody {
+    nickname: Option<String>,
+}
+
+async fn nickname(
+    State(host): State<Host>,
+    p: Principal,
+    Path((account, user)): Path<(String, String)>,
+    Body(b): Body<NicknameBody>,
+) -> ApiResult<Json<Value>> {
+    let nickname = b
+        .nickname
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if nickname.as_ref().is_some_and(|n| n.chars().count() > 64) {
+        return Err(ApiError::BadRequest(
+            "a nickname has at most 64 characters".into(),
+        ));
+    }
+    run(
+        &host,
+        &p,
+        Change::EditNickname {
+            account,
+            user,
+            nickname,
+        },
+    )
+    .await
+}
+
+async fn suspend(
+    State(host): State<Host>,
+    p: Principal,
+    Path((account, user)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::Suspend { account, user }).await
+}
+
+async fn unsuspend(
+    State(host): State<Host>,
+    p: Principal,
+    Path((account, user)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::Unsuspend { account, user }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReassignBody {
+    to: String,
+}
+
+async fn reassign(
+    State(host): State<Host>,
+    p: Principal,
+    Path((account, from)): Path<(String, String)>,
+    Body(b): Body<ReassignBody>,
+) -> ApiResult<Json<Value>> {
+    run(
+        &host,
+        &p,
+        Change::Reassign {
+            account,
+            from,
+            to: b.to,
+        },
+    )
+    .await
+}
+
+async fn leave(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::Leave { account }).await
+}
+
+async fn step_down(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+    Body(b): Body<RoleBody>,
+) -> ApiResult<Json<Value>> {
+    run(
+        &host,
+        &p,
+        Change::StepDown {
+            account,
+            role: b.role,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Quantity {
+    quantity: i64,
+}
+
+fn check_quantity(q: i64) -> ApiResult<i64> {
+    if (1..=10_000).contains(&q) {
+        Ok(q)
+    } else {
+        Err(ApiError::BadRequest(
+            "quantity is a whole number from 1 to 10000".into(),
+        ))
+    }
+}
+
+async fn buy_seats(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+    Body(b): Body<Quantity>,
+) -> ApiResult<Json<Value>> {
+    let quantity = check_quantity(b.quantity)?;
+    run(&host, &p, Change::BuySeats { account, quantity }).await
+}
+
+async fn remove_seats(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+    Body(b): Body<Quantity>,
+) -> ApiResult<Json<Value>> {
+    let quantity = check_quantity(b.quantity)?;
+    run(&host, &p, Change::RemoveSeats { account, quantity }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnerRemovalBody {
+    target: String,
+    new_role: RequestedRole,
+}
+
+async fn request_owner_removal(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+    Body(b): Body<OwnerRemovalBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let r = run(
+        &host,
+        &p,
+        Change::RequestOwnerRemoval {
+            account,
+            target: b.target,
+            new_role: b.new_role,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, r))
+}
+
+async fn approve(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::ApproveOwnerRemoval { id }).await
+}
+
+async fn decline(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::DeclineOwnerRemoval { id }).await
+}
+
+async fn cancel(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::CancelOwnerRemoval { id }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    user: String,
+}
+
+async fn bulk_remove(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+    Body(b): Body<BulkBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let r = run(
+        &host,
+        &p,
+        Change::BulkRemove {
+            account,
+            user: b.user,
+        },
+    )
+    .await?;
+    host.wake_jobs();
+    Ok((StatusCode::ACCEPTED, r))
+}
+
+async fn job(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (account, report) = host.job_report(&id).await?;
+    // Whoever may read the agency's audit log may follow its jobs.
+    host.ask(
+        &p.user,
+        "read_audit",
+        &account,
+        crate::facts::Scope::default(),
+    )
+    .await
+    .map_err(|e| match e {
+        ApiError::Denied { .. } | ApiError::NotFound(_) => {
+            ApiError::NotFound(format!("no job `{id}`"))
+        }
+        other => other,
+    })?;
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    emails: Vec<String>,
+    accounts: Vec<InviteTo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteTo {
+    account: String,
+    role: Role,
+}
+
+fn check_email(e: &str) -> ApiResult<()> {
+    let e = e.trim();
+    let ok = e.len() <= 254
+        && !e.chars().any(char::is_whitespace)
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "`{e}` is not an email address"
+        )))
+    }
+}
+
+async fn invite(
+    State(host): State<Host>,
+    p: Principal,
+    Body(b): Body<InviteBody>,
+) -> ApiResult<Response> {
+    if b.emails.is_empty() || b.accounts.is_empty() {
+        return Err(ApiError::BadRequest(
+            "give at least one email and one account".into(),
+        ));
+    }
+    if b.emails.len() * b.accounts.len() > 200 {
+        return Err(ApiError::BadRequest(
+            "at most 200 invitations per request".into(),
+        ));
+    }
+    for e in &b.emails {
+        check_email(e)?;
+    }
+    let single = b.emails.len() == 1 && b.accounts.len() == 1;
+    let mut results = Vec::new();
+    for to in &b.accounts {
+        for email in &b.emails {
+            let change = Change::Invite {
+                account: to.account.clone(),
+                email: email.trim().to_owned(),
+                role: to.role,
+            };
+            match host.perform(change, attempt(&p)).await {
+                Ok(a) => {
+                    if single {
+                        return Ok((
+                            StatusCode::CREATED,
+                            Json(json!({"ok": true, "result": a.result, "audit_id": a.audit_id})),
+                        )
+                            .into_response());
+                    }
+                    results.push(json!({"email": email, "account": to.account, "status": 201, "result": a.result}));
+                }
+                Err(e) => {
+                    if single {
+                        return Err(e);
+                    }
+                    results.push(json!({"email": email, "account": to.account, "status": e.status().as_u16(), "error": e.body()["error"]}));
+                }
+            }
+        }
+    }
+    Ok((StatusCode::OK, Json(json!({"results": results}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    token: String,
+}
+
+async fn accept(
+    State(host): State<Host>,
+    p: Principal,
+    Body(b): Body<AcceptBody>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::AcceptInvitation { token: b.token }).await
+}
+
+async fn resend(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::ResendInvitation { id }).await
+}
+
+async fn revoke(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    run(&host, &p, Change::RevokeInvitation { id }).await
+}

@@ -1,0 +1,114 @@
+//! The host's one error type: every failure maps to an HTTP status and a
+//! JSON body that says what to do, and nothing internal leaks.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gatehouse_policy::Reason;
+use serde_json::json;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, a missing field, a bad value).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid session or token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A cookie-authenticated change without the matching CSRF header.
+    #[error("missing or wrong X-CSRF-Token header: send the csrf value you got at sign-in")]
+    Csrf,
+    /// The module denied the change; nothing was changed but its audit record.
+    #[error("denied")]
+    Denied {
+        /// The determining policies and their messages.
+        reasons: Vec<Reason>,
+        /// The audit record of the attempt (reads are not audited).
+        audit_id: Option<i64>,
+    },
+    /// No such thing, or nothing the caller may know exists.
+    #[error("{0}")]
+    NotFound(String),
+    /// The stored state does not allow it (already used, already exists).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than accepted.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Something broke inside; details go to the log, not the caller.
+    #[error("internal error {incident}: the change was not applied, try again")]
+    Internal {
+        /// A token to find the log line.
+        incident: String,
+    },
+}
+
+impl ApiError {
+    /// An internal error: logs `detail` with an incident token and returns
+    /// an error that shows only the token.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        let incident = crate::token::random_hex(6);
+        eprintln!("gatehouse: internal error {incident}: {detail}");
+        ApiError::Internal { incident }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Csrf | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::Csrf => "csrf",
+            ApiError::Denied { .. } => "denied",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Internal { .. } => "internal",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::Denied { reasons, audit_id } => json!({"error": {
+                "code": self.code(),
+                "message": reasons.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; "),
+                "reasons": reasons,
+                "audit_id": audit_id,
+            }}),
+            _ => json!({"error": {"code": self.code(), "message": self.to_string()}}),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> ApiError {
+        ApiError::internal(format!("store: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), axum::Json(self.body())).into_response()
+    }
+}
+
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,99 @@
+//! Gatehouse's server host.
+//!
+//! The host is thin on purpose: it authenticates callers, gathers facts from
+//! the store, asks the one WebAssembly module (the same bytes the browser
+//! loads) through wasmtime, and only when the module allows applies the
+//! change with its audit record in one transaction. No "who may" rule lives
+//! here; rows existing, links being unused and tokens being valid do.
+//!
+//! Code map: [`change`] is the one write path, [`facts`] gathers facts,
+//! [`gate`] asks the module, [`audit`] and [`outbox`] record, [`auth`] signs
+//! in, [`jobs`] runs bulk removals, [`api`] and [`scim`] are the HTTP faces.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod change;
+pub mod clock;
+pub mod demo;
+pub mod error;
+pub mod facts;
+pub mod faults;
+pub mod gate;
+pub mod jobs;
+pub mod outbox;
+pub mod read;
+pub mod scim;
+pub mod store;
+pub mod token;
+
+use std::sync::Arc;
+
+pub use change::{Applied, Attempt, Change};
+pub use clock::Clock;
+pub use error::ApiError;
+pub use gate::Gate;
+pub use store::Store;
+
+/// Settings that do not change while serving.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Mark cookies `Secure` (serve behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// The host: store, module, clock. Cheap to clone (handles inside).
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The store.
+    pub store: Store,
+    /// The module.
+    pub gate: Gate,
+    /// The one clock.
+    pub clock: Clock,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    jobs_wake: Arc<tokio::sync::Notify>,
+}
+
+impl Host {
+    /// A host over a store and a module, with a clock.
+    pub fn new(store: Store, gate: Gate, clock: Clock) -> Host {
+        Host {
+            store,
+            gate,
+            clock,
+            settings: Arc::new(Settings::default()),
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// With settings.
+    pub fn with_settings(mut self, settings: Settings) -> Host {
+        self.settings = Arc::new(settings);
+        self
+    }
+
+    /// Tells the job worker there is work.
+    pub fn wake_jobs(&self) {
+        self.jobs_wake.notify_one();
+    }
+
+    /// Runs jobs whenever woken, and at least every second (jobs left by a
+    /// crash resume here). Never returns.
+    pub async fn job_worker(self) {
+        loop {
+            if let Err(e) = self.run_jobs().await {
+                eprintln!("gatehouse: bulk job paused: {e}");
+            }
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), self.jobs_wake.notified())
+                    .await;
+        }
+    }
+
+    /// The HTTP application (API, SCIM, module download, OpenAPI).
+    pub fn router(&self) -> axum::Router {
+        api::router(self.clone())
+    }
+}

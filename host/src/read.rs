@@ -1,0 +1,418 @@
+//! Reads that show what a caller may do: the members list with every
+//! member's allowed actions (one batch call into the module), the account
+//! switcher, invitations, owner-removal requests, devices and the audit log.
+//! Reads are decided like changes (view_members, read_audit, view_devices)
+//! but not audited.
+
+use std::collections::BTreeSet;
+
+use gatehouse_policy::facts::{AccountId, RequestedRole, UserId};
+use gatehouse_policy::{ActionCall, Actor, Batch, Check, Decision, Facts, Params, Source, Target};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::Host;
+use crate::error::ApiError;
+use crate::facts::{self, Scope, to_word};
+
+/// The member actions the members list asks about, as `(key, call)`.
+pub fn member_actions() -> Vec<(String, ActionCall)> {
+    let plain = |a: &str| ActionCall {
+        action: a.to_owned(),
+        params: Params::default(),
+    };
+    let with_role = |a: &str, r: RequestedRole| ActionCall {
+        action: a.to_owned(),
+        params: Params {
+            role: Some(r),
+            ..Params::default()
+        },
+    };
+    let mut out = vec![("edit_nickname".to_owned(), plain("edit_nickname"))];
+    for r in [
+        RequestedRole::Owner,
+        RequestedRole::Admin,
+        RequestedRole::Standard,
+        RequestedRole::Basic,
+    ] {
+        out.push((
+            format!("change_role:{}", r.as_str()),
+            with_role("change_role", r),
+        ));
+    }
+    for a in ["suspend", "unsuspend", "remove_member"] {
+        out.push((a.to_owned(), plain(a)));
+    }
+    for r in [RequestedRole::Admin, RequestedRole::None] {
+        out.push((
+            format!("request_owner_removal:{}", r.as_str()),
+            with_role("request_owner_removal", r),
+        ));
+    }
+    out.push((
+        "step_down:admin".to_owned(),
+        with_role("step_down", RequestedRole::Admin),
+    ));
+    out.push(("leave".to_owned(), plain("leave")));
+    out
+}
+
+fn cell(d: &Decision) -> Value {
+    json!({"allowed": d.allowed, "reasons": d.reasons})
+}
+
+impl Host {
+    /// Decides a read about `account` for `user`: strangers get 404 (no
+    /// existence leak), members who may not get 403 with the reasons.
+    pub async fn ask(
+        &self,
+        user: &str,
+        action: &str,
+        account: &str,
+        scope: Scope,
+    ) -> Result<Facts, ApiError> {
+        let mut tx = self.store.begin_read().await?;
+        let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+            .bind(account)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let hidden = || ApiError::NotFound(format!("no account `{account}` that you can see"));
+        if exists.is_none() {
+            return Err(hidden());
+        }
+        let mut scope = scope;
+        scope.accounts.insert(account.to_owned());
+        let facts = facts::load(&mut tx, self.clock.now(), &scope, Some(user)).await?;
+        tx.commit().await?;
+        let check = Check {
+            facts,
+            actor: Actor::User(UserId(user.to_owned())),
+            action: action.to_owned(),
+            target: Target::Account(AccountId(account.to_owned())),
+            params: Params::default(),
+            source: Source::Api,
+        };
+        let decided = self.gate.authorize(&check)?;
+        if decided.answer.allowed {
+            return Ok(check.facts);
+        }
+        let member_somewhere =
+            {
+                let mut chain = vec![account.to_owned()];
+                let mut cur = account.to_owned();
+                while let Some(p) = check
+                    .facts
+                    .accounts
+                    .iter()
+                    .find(|a| a.id.as_str() == cur)
+                    .and_then(|a| a.parent.clone())
+                {
+                    if chain.len() > 64 {
+                        break;
+                    }
+                    chain.push(p.0.clone());
+                    cur = p.0;
+                }
+                check.facts.memberships.iter().any(|m| {
+                    m.user.as_str() == user && chain.iter().any(|c| c == m.account.as_str())
+                })
+            };
+        if !member_somewhere {
+            return Err(hidden());
+        }
+        Err(ApiError::Denied {
+            reasons: decided.answer.reasons,
+            audit_id: None,
+        })
+    }
+
+    /// The members list of an account with each member's allowed actions.
+    pub async fn members(&self, user: &str, account: &str) -> Result<Value, ApiError> {
+        let facts = self
+            .ask(user, "view_members", account, Scope::default())
+            .await?;
+        let members: Vec<_> = facts
+            .memberships
+            .iter()
+            .filter(|m| m.account.as_str() == account)
+            .cloned()
+            .collect();
+        let actions = member_actions();
+        let batch = Batch {
+            facts,
+            actor: Actor::User(UserId(user.to_owned())),
+            targets: members
+                .iter()
+                .map(|m| Target::Membership {
+                    account: m.account.clone(),
+                    user: m.user.clone(),
+                })
+                .collect(),
+            actions: actions.iter().map(|(_, c)| c.clone()).collect(),
+            source: Source::Ui,
+        };
+        let decided = self.gate.batch(&batch)?;
+        let mut rows = Vec::with_capacity(members.len());
+        for (m, cells) in members.iter().zip(&decided.answer.cells) {
+            let u = batch.facts.users.iter().find(|u| u.id == m.user);
+            let owned = batch
+                .facts
+                .resources
+                .iter()
+                .filter(|r| r.account.as_str() == account && r.owner == m.user)
+                .count();
+            let mut allowed = serde_json::Map::new();
+            for ((key, _), d) in actions.iter().zip(cells) {
+                allowed.insert(key.clone(), cell(d));
+            }
+            rows.push(json!({
+                "user": m.user,
+                "name": u.map(|u| u.name.clone()),
+                "email": u.map(|u| u.email.clone()),
+                "role": m.role,
+                "status": m.status,
+                "nickname": m.nickname,
+                "managed_by_idp": m.managed_by_idp,
+                "owned_resources": owned,
+                "actions": allowed,
+            }));
+        }
+        let acc = batch
+            .facts
+            .accounts
+            .iter()
+            .find(|a| a.id.as_str() == account);
+        Ok(json!({
+            "account": acc.map(|a| json!({"id": a.id, "name": a.name, "parent": a.parent,
+                "included_seats": a.included_seats, "extra_seats": a.extra_seats})),
+            "policy_hash": decided.policy_hash,
+            "module_sha256": decided.module_hash,
+            "decisions": members.len() * actions.len(),
+            "members": rows,
+        }))
+    }
+
+    /// The account switcher: every account the user belongs to, directly or
+    /// through an agency, with whether they may switch into it and why not.
+    pub async fn accounts(&self, user: &str) -> Result<Value, ApiError> {
+        let mut tx = self.store.begin_read().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE down(id) AS (SELECT account_id FROM memberships WHERE user_id = ? \
+             UNION SELECT a.id FROM accounts a JOIN down ON a.parent_id = down.id) SELECT id FROM down ORDER BY id",
+        )
+        .bind(user)
+        .fetch_all(&mut *tx)
+        .await?;
+        let scope = Scope {
+            accounts: ids.iter().cloned().collect::<BTreeSet<_>>(),
+            ..Scope::default()
+        };
+        let facts = facts::load(&mut tx, self.clock.now(), &scope, Some(user)).await?;
+        tx.commit().await?;
+        let batch = Batch {
+            facts,
+            actor: Actor::User(UserId(user.to_owned())),
+            targets: ids
+                .iter()
+                .map(|a| Target::Account(AccountId(a.clone())))
+                .collect(),
+            actions: vec![ActionCall {
+                action: "switch_account".into(),
+                params: Params::default(),
+            }],
+            source: Source::Ui,
+        };
+        let decided = self.gate.batch(&batch)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, cells) in ids.iter().zip(&decided.answer.cells) {
+            let Some(d) = cells.first() else { continue };
+            let a = batch.facts.accounts.iter().find(|a| a.id.as_str() == id);
+            let own = batch
+                .facts
+                .memberships
+                .iter()
+                .find(|m| m.account.as_str() == id && m.user.as_str() == user);
+            out.push(json!({
+                "id": id,
+                "name": a.map(|a| a.name.clone()),
+                "parent": a.and_then(|a| a.parent.clone()),
+                "role": own.map(|m| to_word(&m.role)),
+                "status": own.map(|m| to_word(&m.status)),
+                "inherited": own.is_none(),
+                "switch": cell(d),
+            }));
+        }
+        Ok(json!({"accounts": out, "policy_hash": decided.policy_hash}))
+    }
+
+    /// Invitations of an account with derived status and resend/revoke decisions.
+    pub async fn invitations(&self, user: &str, account: &str) -> Result<Value, ApiError> {
+        let facts = self
+            .ask(user, "view_members", account, Scope::default())
+            .await?;
+        let now = facts.now;
+        let rows = sqlx::query(
+            "SELECT id, account_id, email, role, invited_by, sent_at, expires_at, status FROM invitations \
+             WHERE account_id = ? ORDER BY sent_at DESC, id",
+        )
+        .bind(account)
+        .fetch_all(self.store.pool())
+        .await?;
+        let pending: Vec<_> = facts
+            .invitations
+            .iter()
+            .filter(|i| i.account.as_str() == account)
+            .map(|i| i.id.clone())
+            .collect();
+        let actions: Vec<ActionCall> = ["resend_invitation", "revoke_invitation"]
+            .iter()
+            .map(|a| ActionCall {
+                action: (*a).to_owned(),
+                params: Params::default(),
+            })
+            .collect();
+        let batch = Batch {
+            facts,
+            actor: Actor::User(UserId(user.to_owned())),
+            targets: pending
+                .iter()
+                .map(|i| Target::Invitation(i.clone()))
+                .collect(),
+            actions,
+            source: Source::Ui,
+        };
+        let decided = self.gate.batch(&batch)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let status: String = r.try_get("status")?;
+            let expires_at: i64 = r.try_get("expires_at")?;
+            let shown = if status == "pending" && expires_at <= now {
+                "expired".to_owned()
+            } else {
+                status
+            };
+            let cells = pending
+                .iter()
+                .position(|p| p.as_str() == id)
+                .and_then(|i| decided.answer.cells.get(i));
+            out.push(json!({
+                "id": id,
+                "email": r.try_get::<String, _>("email")?,
+                "role": r.try_get::<String, _>("role")?,
+                "invited_by": r.try_get::<String, _>("invited_by")?,
+                "sent_at": r.try_get::<i64, _>("sent_at")?,
+                "expires_at": expires_at,
+                "status": shown,
+                "actions": cells.map(|c| json!({
+                    "resend_invitation": c.first().map(cell),
+                    "revoke_invitation": c.get(1).map(cell),
+                })),
+            }));
+        }
+        Ok(json!({"invitations": out}))
+    }
+
+    /// Owner-removal requests of an account, expiry derived from the clock.
+    pub async fn owner_removal_requests(
+        &self,
+        user: &str,
+        account: &str,
+    ) -> Result<Value, ApiError> {
+        let facts = self
+            .ask(user, "view_members", account, Scope::default())
+            .await?;
+        let now = facts.now;
+        let mut out = Vec::new();
+        for r in facts
+            .owner_removal_requests
+            .iter()
+            .filter(|r| r.account.as_str() == account)
+        {
+            let mut v = serde_json::to_value(r).map_err(ApiError::internal)?;
+            if to_word(&r.status) == "pending" && r.expires_at <= now {
+                v["status"] = json!("expired");
+            }
+            out.push(v);
+        }
+        Ok(json!({"requests": out}))
+    }
+
+    /// The audit log of an account (and, for agency admins, its sub-accounts).
+    pub async fn audit_log(
+        &self,
+        user: &str,
+        account: &str,
+        q: &crate::audit::AuditQuery,
+    ) -> Result<Value, ApiError> {
+        self.ask(user, "read_audit", account, Scope::default())
+            .await?;
+        let accounts: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE down(id) AS (SELECT id FROM accounts WHERE id = ? \
+             UNION SELECT a.id FROM accounts a JOIN down ON a.parent_id = down.id) SELECT id FROM down",
+        )
+        .bind(account)
+        .fetch_all(self.store.pool())
+        .await?;
+        crate::audit::read(self.store.pool(), &accounts, q).await
+    }
+
+    /// The caller's own profile.
+    pub async fn me(&self, user: &str) -> Result<Value, ApiError> {
+        let row = sqlx::query("SELECT id, email, name, phone, country, notify_email, notify_sms FROM users WHERE id = ?")
+            .bind(user)
+            .fetch_optional(self.store.pool())
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated("this user no longer exists".into()))?;
+        Ok(json!({
+            "id": row.try_get::<String, _>("id")?,
+            "email": row.try_get::<String, _>("email")?,
+            "name": row.try_get::<String, _>("name")?,
+            "phone": row.try_get::<Option<String>, _>("phone")?,
+            "country": row.try_get::<Option<String>, _>("country")?,
+            "notifications": {
+                "email": row.try_get::<i64, _>("notify_email")? != 0,
+                "sms": row.try_get::<i64, _>("notify_sms")? != 0,
+            },
+        }))
+    }
+
+    /// The caller's devices (view_devices decides).
+    pub async fn devices(&self, user: &str, current: &str) -> Result<Value, ApiError> {
+        let mut tx = self.store.begin_read().await?;
+        let facts = facts::load(&mut tx, self.clock.now(), &Scope::default(), Some(user)).await?;
+        tx.commit().await?;
+        let check = Check {
+            facts,
+            actor: Actor::User(UserId(user.to_owned())),
+            action: "view_devices".into(),
+            target: Target::User(UserId(user.to_owned())),
+            params: Params::default(),
+            source: Source::Api,
+        };
+        let decided = self.gate.authorize(&check)?;
+        if !decided.answer.allowed {
+            return Err(ApiError::Denied {
+                reasons: decided.answer.reasons,
+                audit_id: None,
+            });
+        }
+        let rows = sqlx::query("SELECT id, kind, label, created_at, expires_at FROM sessions WHERE user_id = ? ORDER BY created_at, id")
+            .bind(user)
+            .fetch_all(self.store.pool())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            out.push(json!({
+                "id": id,
+                "kind": r.try_get::<String, _>("kind")?,
+                "label": r.try_get::<String, _>("label")?,
+                "created_at": r.try_get::<i64, _>("created_at")?,
+                "expires_at": r.try_get::<i64, _>("expires_at")?,
+                "current": id == current,
+            }));
+        }
+        Ok(json!({"devices": out}))
+    }
+}
