@@ -1,0 +1,218 @@
+//! Shared test harness: a real host (SQLite file in a temp dir, the built
+//! module in wasmtime, a manual clock) seeded with the Acme fixture, driven
+//! through the HTTP router with `oneshot` (no socket).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use gatehouse_host::{Clock, Gate, Host, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tower::ServiceExt;
+
+/// The module the tests ask: `$GATEHOUSE_MODULE` or `dist/gatehouse.wasm`
+/// (built by `cargo xtask wasm`; `cargo xtask test` builds it first).
+pub fn module_path() -> PathBuf {
+    std::env::var_os("GATEHOUSE_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/gatehouse.wasm"))
+}
+
+/// One compiled module per test binary.
+pub fn gate() -> Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    GATE.get_or_init(|| {
+        Gate::from_file(&module_path()).unwrap_or_else(|e| panic!("{e} (run `cargo xtask wasm`)"))
+    })
+    .clone()
+}
+
+/// A fresh temp directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).unwrap();
+        let p = std::env::temp_dir().join(format!(
+            "gatehouse-test-{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Acme fixture's "now".
+pub const NOW: i64 = 1_767_225_600;
+
+pub struct T {
+    pub host: Host,
+    pub app: Router,
+    pub clock: Clock,
+    pub dir: TempDir,
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+/// A host on an empty store.
+pub async fn empty() -> T {
+    let dir = TempDir::new();
+    let store = Store::open(&dir.0.join("test.db")).await.unwrap();
+    let clock = Clock::manual(NOW);
+    let host = Host::new(store, gate(), clock.clone());
+    T {
+        app: host.router(),
+        host,
+        clock,
+        dir,
+        tokens: Mutex::new(HashMap::new()),
+    }
+}
+
+/// A host seeded with the Acme fixture at its own "now".
+pub async fn acme() -> T {
+    let t = empty().await;
+    let facts = gatehouse_host::demo::acme().unwrap();
+    assert!(gatehouse_host::demo::seed(&t.host, &facts).await.unwrap());
+    t
+}
+
+impl T {
+    /// An API token for `user` (created once, then reused).
+    pub async fn token(&self, user: &str) -> String {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(t) = tokens.get(user) {
+            return t.clone();
+        }
+        let s = gatehouse_host::auth::create_session(&self.host, user, "api", "test")
+            .await
+            .unwrap();
+        tokens.insert(user.to_owned(), s.token.clone());
+        s.token
+    }
+
+    /// Sends a request as `user` (None: unauthenticated) and returns the
+    /// status and the JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        user: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(u) = user {
+            req = req.header("authorization", format!("Bearer {}", self.token(u).await));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, v)
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> (StatusCode, Value) {
+        self.call(Some(user), Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Some(user), Method::POST, path, Some(body)).await
+    }
+
+    /// One integer from SQL.
+    pub async fn int(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.host.store.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Rows as JSON objects.
+    pub async fn rows(&self, sql: &str) -> Vec<Value> {
+        let rows = sqlx::query(sql)
+            .fetch_all(self.host.store.pool())
+            .await
+            .unwrap();
+        rows.iter().map(row_json).collect()
+    }
+
+    /// Everything but the audit log, the outbox and sessions, as text: a
+    /// denied change must leave this unchanged.
+    pub async fn state(&self) -> String {
+        let mut out = String::new();
+        for (table, order) in [
+            ("accounts", "id"),
+            ("users", "id"),
+            ("memberships", "account_id, user_id"),
+            ("invitations", "id"),
+            ("resources", "id"),
+            ("owner_removal_requests", "id"),
+            ("jobs", "id"),
+            ("job_items", "job_id, account_id"),
+            ("session_revocations", "session_id, account_id"),
+        ] {
+            let sql = format!("SELECT * FROM {table} ORDER BY {order}");
+            for r in self.rows(&sql).await {
+                out.push_str(table);
+                out.push(' ');
+                out.push_str(&r.to_string());
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The newest audit row.
+    pub async fn last_audit(&self) -> Value {
+        self.rows("SELECT * FROM audit ORDER BY id DESC LIMIT 1")
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn row_json(row: &sqlx::sqlite::SqliteRow) -> Value {
+    use sqlx::{Column, Row};
+    let mut out = serde_json::Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let v = if let Ok(n) = row.try_get::<Option<i64>, _>(i) {
+            n.map_or(Value::Null, Value::from)
+        } else if let Ok(s) = row.try_get::<Option<String>, _>(i) {
+            s.map_or(Value::Null, Value::from)
+        } else {
+            Value::Null
+        };
+        out.insert(col.name().to_owned(), v);
+    }
+    Value::Object(out)
+}
