@@ -3,7 +3,8 @@
 //! and turn the result or [`ApiError`] into a response.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -41,7 +42,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             .and_then(|v| v.split(';').next())
             .map(|v| {
                 let v = v.trim();
-                v == "application/json" || v == "application/scim+json"
+                v.eq_ignore_ascii_case("application/json")
+                    || v.eq_ignore_ascii_case("application/scim+json")
             })
             .unwrap_or(false);
         if !json {
@@ -55,6 +57,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         serde_json::from_slice(&bytes)
             .map(Body)
             .map_err(|e| ApiError::BadRequest(format!("the JSON body does not fit: {e}")))
+    }
+}
+
+/// Path parameters with errors in the API's own shape (axum's own
+/// rejection is plain text).
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Path<T>, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) if e.status() == StatusCode::BAD_REQUEST => Err(ApiError::BadRequest(format!(
+                "the path does not fit: {}",
+                e.body_text()
+            ))),
+            Err(e) => Err(ApiError::internal(format!("path: {}", e.body_text()))),
+        }
     }
 }
 

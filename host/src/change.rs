@@ -561,6 +561,9 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
                 },
             );
             p.scope.users.insert(user.clone());
+            // The module tells an agency by its sub-accounts (R13.agency-only):
+            // without them every agency looks like a plain account.
+            p.scope.subtree_of = Some(account.clone());
             p
         }
         Change::Reassign { account, from, to } => {
@@ -678,6 +681,44 @@ pub(crate) fn row_json(row: &sqlx::sqlite::SqliteRow) -> Value {
     Value::Object(out)
 }
 
+impl Change {
+    /// The account a change names in its request, if any.
+    fn named_account(&self) -> Option<&str> {
+        match self {
+            Change::Invite { account, .. }
+            | Change::BuySeats { account, .. }
+            | Change::RemoveSeats { account, .. }
+            | Change::ChangeRole { account, .. }
+            | Change::StepDown { account, .. }
+            | Change::EditNickname { account, .. }
+            | Change::Suspend { account, .. }
+            | Change::Unsuspend { account, .. }
+            | Change::Remove { account, .. }
+            | Change::Leave { account }
+            | Change::RequestOwnerRemoval { account, .. }
+            | Change::BulkRemove { account, .. }
+            | Change::Reassign { account, .. } => Some(account),
+            _ => None,
+        }
+    }
+}
+
+/// [`stranger`] read from the store, for a change that failed before its
+/// facts were loaded. An account that does not exist has no members, so
+/// its stranger gets the same answer as a stranger to an existing one.
+async fn stranger_in_store(tx: &mut Tx, account: &str, user: &str) -> Result<bool, ApiError> {
+    let n: i64 = sqlx::query_scalar(
+        "WITH RECURSIVE up(id) AS (SELECT id FROM accounts WHERE id = ? \
+         UNION SELECT a.parent_id FROM accounts a JOIN up ON a.id = up.id WHERE a.parent_id IS NOT NULL) \
+         SELECT COUNT(*) FROM memberships WHERE user_id = ? AND account_id IN (SELECT id FROM up)",
+    )
+    .bind(account)
+    .bind(user)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n == 0)
+}
+
 /// Is the actor a stranger to `account` (no membership of any status there
 /// or on an ancestor)? Strangers get 404, never 403.
 fn stranger(facts: &gatehouse_policy::Facts, account: &str, user: &str) -> bool {
@@ -720,11 +761,22 @@ impl Host {
                     crate::jobs::finish_item(&mut tx, job, account, status, &json!([]), None, now)
                         .await?;
                     tx.commit().await?;
+                } else if matches!(e, ApiError::NotFound(_) | ApiError::BadRequest(_))
+                    && let (Some(user), Some(account)) = (attempt.user_id(), change.named_account())
+                    && stranger_in_store(&mut tx, account, user).await?
+                {
+                    // A stranger learns nothing from the error either: not
+                    // that the account exists, nor who is a member of it.
+                    return Err(not_found_account(account));
                 }
                 return Err(e);
             }
         };
-        if let (Some(session), Some(account)) = (&attempt.session, &plan.account) {
+        // Accepting an invitation is how a removed member rejoins: a session
+        // signed out of the account may do that (and regains the account).
+        if let (Some(session), Some(account)) = (&attempt.session, &plan.account)
+            && !matches!(change, Change::AcceptInvitation { .. })
+        {
             crate::auth::check_not_signed_out(&mut tx, session, account).await?;
         }
         let facts = facts::load(&mut tx, now, &plan.scope, attempt.user_id()).await?;
@@ -775,7 +827,14 @@ impl Host {
                 && let (Some(account), Some(user)) = (&plan.account, attempt.user_id())
                 && stranger(&check.facts, account, user)
             {
-                return Err(not_found_account(account));
+                // The same answer as for an id that does not exist.
+                return Err(match &plan.target {
+                    Target::Invitation(_) => ApiError::NotFound("no such invitation".into()),
+                    Target::OwnerRemovalRequest(r) => {
+                        ApiError::NotFound(format!("no owner-removal request `{r}`"))
+                    }
+                    _ => not_found_account(account),
+                });
             }
             return Err(ApiError::Denied {
                 reasons: decision.reasons,
@@ -1269,6 +1328,8 @@ impl Host {
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
+                // Re-provisioned after a DELETE: the user's sessions may use the account again.
+                crate::auth::restore_account(tx, &user, &account).await?;
                 fx.after_target = Some(membership(&account, &user));
                 fx.result = json!({"account": account, "user": user});
             }

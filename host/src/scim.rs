@@ -6,7 +6,7 @@
 //! holds here too; a refusal is a SCIM error carrying the reasons.
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use axum::routing::get;
 use gatehouse_policy::facts::AccountId;
 use gatehouse_policy::{Actor, Source};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -78,6 +79,48 @@ fn scim_json(status: StatusCode, v: Value) -> Response {
         v.to_string(),
     )
         .into_response()
+}
+
+/// A JSON body whose errors are SCIM errors (the identity provider reads
+/// those, not the API's shape).
+#[derive(Debug)]
+pub struct ScimBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ScimBody<T> {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, state: &S) -> Result<ScimBody<T>, ScimError> {
+        let Body(v) = Body::<T>::from_request(req, state).await?;
+        Ok(ScimBody(v))
+    }
+}
+
+/// A path parameter whose errors are SCIM errors.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Path<T>, ScimError> {
+        let crate::api::Path(v) = crate::api::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(v))
+    }
+}
+
+/// A query string whose errors are SCIM errors.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Query<T>, ScimError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ScimError(ApiError::BadRequest(format!("query: {}", e.body_text()))))
+    }
 }
 
 /// The identity provider of one account, authenticated by its SCIM token.
@@ -262,7 +305,7 @@ struct ScimName {
 async fn create(
     State(host): State<Host>,
     idp: Idp,
-    Body(u): Body<ScimUser>,
+    ScimBody(u): ScimBody<ScimUser>,
 ) -> Result<Response, ScimError> {
     let email = u.user_name.trim().to_owned();
     if !email.contains('@') {
@@ -355,7 +398,7 @@ async fn patch(
     State(host): State<Host>,
     idp: Idp,
     Path(id): Path<String>,
-    Body(b): Body<PatchBody>,
+    ScimBody(b): ScimBody<PatchBody>,
 ) -> Result<Response, ScimError> {
     let current = resource(&host, &idp.account, &id).await?;
     if let Some(active) = active_of(&b.operations)?

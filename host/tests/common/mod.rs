@@ -1,6 +1,7 @@
 //! Shared test harness: a real host (SQLite file in a temp dir, the built
 //! module in wasmtime, a manual clock) seeded with the Acme fixture, driven
 //! through the HTTP router with `oneshot` (no socket).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use std::collections::HashMap;
