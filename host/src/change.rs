@@ -659,26 +659,9 @@ pub(crate) async fn snapshot(tx: &mut Tx, target: &Target) -> Result<Value, ApiE
         q = q.bind(b);
     }
     Ok(match q.fetch_optional(&mut **tx).await? {
-        Some(row) => row_json(&row),
+        Some(row) => crate::store::row_json(&row),
         None => Value::Null,
     })
-}
-
-/// A row as a JSON object: integers stay integers, text stays text.
-pub(crate) fn row_json(row: &sqlx::sqlite::SqliteRow) -> Value {
-    use sqlx::Column;
-    let mut out = serde_json::Map::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let v = if let Ok(n) = row.try_get::<Option<i64>, _>(i) {
-            n.map_or(Value::Null, Value::from)
-        } else if let Ok(s) = row.try_get::<Option<String>, _>(i) {
-            s.map_or(Value::Null, Value::from)
-        } else {
-            Value::Null
-        };
-        out.insert(col.name().to_owned(), v);
-    }
-    Value::Object(out)
 }
 
 impl Change {

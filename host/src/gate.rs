@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use gatehouse_policy::json::Answer;
 use gatehouse_policy::{Batch, BatchDecision, Check, Decision};
 use gatehouse_runner::Runner;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::ApiError;
 
@@ -97,65 +97,54 @@ impl Gate {
             .unwrap_or_default()
     }
 
-    fn call(&self, envelope: serde_json::Value) -> Result<(Answer, String), ApiError> {
+    /// Sends `{"op": op, ...body}` and picks the answer out of a success.
+    fn ask<T>(
+        &self,
+        op: &'static str,
+        body: &impl Serialize,
+        pick: impl FnOnce(Option<Decision>, Option<BatchDecision>) -> Option<T>,
+    ) -> Result<Decided<T>, ApiError> {
+        #[derive(Serialize)]
+        struct Envelope<'a, B> {
+            op: &'static str,
+            #[serde(flatten)]
+            body: &'a B,
+        }
         let runner = self
             .current()
             .ok_or_else(|| ApiError::internal("no module loaded"))?;
-        let input = serde_json::to_vec(&envelope).map_err(ApiError::internal)?;
+        let input = serde_json::to_vec(&Envelope { op, body }).map_err(ApiError::internal)?;
         let out = runner.call(&input).map_err(ApiError::internal)?;
         let answer: Answer = serde_json::from_slice(&out).map_err(ApiError::internal)?;
-        Ok((answer, runner.module_sha256().to_owned()))
+        match answer {
+            Answer::Success {
+                policy_hash,
+                decision,
+                batch,
+                ..
+            } => pick(decision, batch)
+                .map(|answer| Decided {
+                    answer,
+                    policy_hash,
+                    module_hash: runner.module_sha256().to_owned(),
+                })
+                .ok_or_else(|| {
+                    ApiError::internal(format!("the module's answer to `{op}` is empty"))
+                }),
+            failure => Err(ApiError::internal(format!(
+                "the module did not answer `{op}`: {}",
+                serde_json::to_string(&failure).unwrap_or_default()
+            ))),
+        }
     }
 
     /// One decision.
     pub fn authorize(&self, check: &Check) -> Result<Decided<Decision>, ApiError> {
-        let mut envelope = serde_json::to_value(check).map_err(ApiError::internal)?;
-        if let Some(o) = envelope.as_object_mut() {
-            o.insert("op".into(), json!("authorize"));
-        }
-        match self.call(envelope)? {
-            (
-                Answer::Success {
-                    policy_hash,
-                    decision: Some(answer),
-                    ..
-                },
-                module_hash,
-            ) => Ok(Decided {
-                answer,
-                policy_hash,
-                module_hash,
-            }),
-            (other, _) => Err(ApiError::internal(format!(
-                "the module did not decide: {}",
-                serde_json::to_string(&other).unwrap_or_default()
-            ))),
-        }
+        self.ask("authorize", check, |d, _| d)
     }
 
     /// Every (target, action) cell for one actor, in one call.
     pub fn batch(&self, batch: &Batch) -> Result<Decided<BatchDecision>, ApiError> {
-        let mut envelope = serde_json::to_value(batch).map_err(ApiError::internal)?;
-        if let Some(o) = envelope.as_object_mut() {
-            o.insert("op".into(), json!("batch"));
-        }
-        match self.call(envelope)? {
-            (
-                Answer::Success {
-                    policy_hash,
-                    batch: Some(answer),
-                    ..
-                },
-                module_hash,
-            ) => Ok(Decided {
-                answer,
-                policy_hash,
-                module_hash,
-            }),
-            (other, _) => Err(ApiError::internal(format!(
-                "the module did not decide the batch: {}",
-                serde_json::to_string(&other).unwrap_or_default()
-            ))),
-        }
+        self.ask("batch", batch, |_, b| b)
     }
 }

@@ -12,8 +12,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 /// A transaction on the store.
 pub type Tx = Transaction<'static, Sqlite>;
@@ -75,4 +76,21 @@ impl Store {
 /// `?, ?, ?` for `n` values.
 pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n.max(1)].join(", ")
+}
+
+/// A row as a JSON object: integers stay integers, text stays text.
+pub fn row_json(row: &sqlx::sqlite::SqliteRow) -> Value {
+    use sqlx::Column;
+    let mut out = serde_json::Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let v = if let Ok(n) = row.try_get::<Option<i64>, _>(i) {
+            n.map_or(Value::Null, Value::from)
+        } else if let Ok(s) = row.try_get::<Option<String>, _>(i) {
+            s.map_or(Value::Null, Value::from)
+        } else {
+            Value::Null
+        };
+        out.insert(col.name().to_owned(), v);
+    }
+    Value::Object(out)
 }

@@ -163,7 +163,7 @@ impl T {
             .fetch_all(self.host.store.pool())
             .await
             .unwrap();
-        rows.iter().map(row_json).collect()
+        rows.iter().map(gatehouse_host::store::row_json).collect()
     }
 
     /// Everything but the audit log, the outbox and sessions, as text: a
@@ -200,20 +200,4 @@ impl T {
             .next()
             .unwrap_or(Value::Null)
     }
-}
-
-fn row_json(row: &sqlx::sqlite::SqliteRow) -> Value {
-    use sqlx::{Column, Row};
-    let mut out = serde_json::Map::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let v = if let Ok(n) = row.try_get::<Option<i64>, _>(i) {
-            n.map_or(Value::Null, Value::from)
-        } else if let Ok(s) = row.try_get::<Option<String>, _>(i) {
-            s.map_or(Value::Null, Value::from)
-        } else {
-            Value::Null
-        };
-        out.insert(col.name().to_owned(), v);
-    }
-    Value::Object(out)
 }
