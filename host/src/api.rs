@@ -196,24 +196,34 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn module(State(host): State<Host>) -> Response {
-    let bytes = host.gate.bytes();
+/// The module bytes. Browsers revalidate with `If-None-Match` (the ETag is
+/// the bytes' sha256) and get 304 until the host loads other bytes.
+async fn module(State(host): State<Host>, headers: axum::http::HeaderMap) -> Response {
     let sha = host.gate.module_sha256();
-    let mut response = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/wasm"),
-        )],
-        bytes.as_ref().clone(),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{sha}\"")) {
-        response.headers_mut().insert(header::ETAG, v);
+    let etag = format!("\"{sha}\"");
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/wasm"),
+            )],
+            host.gate.bytes().as_ref().clone(),
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
     }
     if let Ok(v) = HeaderValue::from_str(&sha) {
-        response
-            .headers_mut()
-            .insert("x-gatehouse-module-sha256", v);
+        h.insert("x-gatehouse-module-sha256", v);
     }
     response
 }

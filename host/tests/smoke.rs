@@ -54,3 +54,29 @@ async fn members_list_carries_allowed_actions_and_removal_is_audited() {
     assert_eq!(audit["target"], "membership:agency/bea");
     let _ = json!({});
 }
+
+#[tokio::test]
+async fn module_download_revalidates_by_its_sha256() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let t = common::acme().await;
+    let (s, _) = t
+        .send(Request::get("/v1/module").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let sha = t.host.gate.module_sha256();
+    let etag = format!("\"{sha}\"");
+    let req = Request::get("/v1/module")
+        .header("if-none-match", &etag)
+        .body(Body::empty())
+        .unwrap();
+    let (s, body) = t.send(req).await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
+    assert!(body.is_null());
+    let req = Request::get("/v1/module")
+        .header("if-none-match", "\"0000\"")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _) = t.send(req).await;
+    assert_eq!(s, StatusCode::OK, "another hash gets the bytes");
+}
