@@ -705,23 +705,7 @@ async fn stranger_in_store(tx: &mut Tx, account: &str, user: &str) -> Result<boo
 /// Is the actor a stranger to `account` (no membership of any status there
 /// or on an ancestor)? Strangers get 404, never 403.
 fn stranger(facts: &gatehouse_policy::Facts, account: &str, user: &str) -> bool {
-    let mut chain = Vec::new();
-    let mut cur = Some(account.to_owned());
-    while let Some(a) = cur {
-        cur = facts
-            .accounts
-            .iter()
-            .find(|x| x.id.as_str() == a)
-            .and_then(|x| x.parent.as_ref().map(|p| p.0.clone()));
-        chain.push(a);
-        if chain.len() > 64 {
-            break;
-        }
-    }
-    !facts
-        .memberships
-        .iter()
-        .any(|m| m.user.as_str() == user && chain.iter().any(|a| a == m.account.as_str()))
+    facts::first_membership(facts, &facts::lineage(facts, account), user).is_none()
 }
 
 impl Host {
@@ -1362,32 +1346,8 @@ fn user_name(check: &Check, user: &str) -> String {
 
 /// The nearest ancestor of `account` where `user` still has a membership.
 fn inherited_access(check: &Check, account: &str, user: &str) -> Option<String> {
-    let parent = |a: &str| {
-        check
-            .facts
-            .accounts
-            .iter()
-            .find(|x| x.id.as_str() == a)
-            .and_then(|x| x.parent.as_ref().map(|p| p.0.clone()))
-    };
-    let mut cur = parent(account);
-    let mut hops = 0;
-    while let Some(a) = cur {
-        if check
-            .facts
-            .memberships
-            .iter()
-            .any(|m| m.account.as_str() == a && m.user.as_str() == user)
-        {
-            return Some(a);
-        }
-        hops += 1;
-        if hops > 64 {
-            return None;
-        }
-        cur = parent(&a);
-    }
-    None
+    let lineage = facts::lineage(&check.facts, account);
+    facts::first_membership(&check.facts, &lineage[1..], user).map(str::to_owned)
 }
 
 async fn set_role(tx: &mut Tx, account: &str, user: &str, role: &str) -> Result<(), ApiError> {

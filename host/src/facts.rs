@@ -318,3 +318,37 @@ pub(crate) fn request(r: &sqlx::sqlite::SqliteRow) -> Result<OwnerRemovalRequest
         expires_at: r.try_get("expires_at")?,
     })
 }
+
+/// `account` and its ancestors as the facts hold them, nearest first.
+/// (Facts are checked for cycles by the module; the walk stops at 64 anyway.)
+pub(crate) fn lineage<'f>(facts: &'f Facts, account: &'f str) -> Vec<&'f str> {
+    let mut out = vec![account];
+    let mut cur = account;
+    while let Some(parent) = facts
+        .accounts
+        .iter()
+        .find(|a| a.id.as_str() == cur)
+        .and_then(|a| a.parent.as_ref())
+    {
+        if out.len() > 64 {
+            break;
+        }
+        cur = parent.as_str();
+        out.push(cur);
+    }
+    out
+}
+
+/// The nearest of `accounts` where `user` has a membership of any status.
+pub(crate) fn first_membership<'a>(
+    facts: &Facts,
+    accounts: &[&'a str],
+    user: &str,
+) -> Option<&'a str> {
+    accounts.iter().copied().find(|a| {
+        facts
+            .memberships
+            .iter()
+            .any(|m| m.account.as_str() == *a && m.user.as_str() == user)
+    })
+}

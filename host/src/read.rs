@@ -97,26 +97,8 @@ impl Host {
             return Ok(check.facts);
         }
         let member_somewhere =
-            {
-                let mut chain = vec![account.to_owned()];
-                let mut cur = account.to_owned();
-                while let Some(p) = check
-                    .facts
-                    .accounts
-                    .iter()
-                    .find(|a| a.id.as_str() == cur)
-                    .and_then(|a| a.parent.clone())
-                {
-                    if chain.len() > 64 {
-                        break;
-                    }
-                    chain.push(p.0.clone());
-                    cur = p.0;
-                }
-                check.facts.memberships.iter().any(|m| {
-                    m.user.as_str() == user && chain.iter().any(|c| c == m.account.as_str())
-                })
-            };
+            facts::first_membership(&check.facts, &facts::lineage(&check.facts, account), user)
+                .is_some();
         if !member_somewhere {
             return Err(hidden());
         }
