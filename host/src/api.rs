@@ -147,7 +147,10 @@ pub fn router(host: Host) -> Router {
             "/v1/accounts/{account}/owner-removal-requests",
             get(requests).post(request_owner_removal),
         )
-        .route("/v1/accounts/{account}/bulk-removals", post(bulk_remove))
+        .route(
+            "/v1/accounts/{account}/bulk-removals",
+            get(bulk_candidates).post(bulk_remove),
+        )
         .route("/v1/accounts/{account}/audit", get(audit))
         .route("/v1/invitations", post(invite))
         .route("/v1/invitations/accept", post(accept))
@@ -157,15 +160,97 @@ pub fn router(host: Host) -> Router {
         .route("/v1/owner-removal-requests/{id}/decline", post(decline))
         .route("/v1/owner-removal-requests/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}", get(job))
+        .route("/v1/demo/mailbox", get(demo_mailbox))
         .merge(scim::router())
-        .fallback(not_found)
+        .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response_with_state(
+            host.clone(),
+            announce_module,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(host)
 }
 
+/// Every response names the module the host decides with, so a page that
+/// loaded an older one notices and reloads it.
+async fn announce_module(State(host): State<Host>, mut response: Response) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in [
+        ("x-gatehouse-module-sha256", host.gate.module_sha256()),
+        ("x-gatehouse-policy-hash", host.gate.policy_hash()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    response
+}
+
+/// The built pages (`www/dist`) for every path the API does not own.
+async fn pages(State(host): State<Host>, request: Request) -> Response {
+    let path = request.uri().path();
+    let api = path.starts_with("/v1/") || path.starts_with("/scim/") || path == "/v1";
+    match (&host.settings.www, api) {
+        (Some(dir), false)
+            if matches!(
+                *request.method(),
+                axum::http::Method::GET | axum::http::Method::HEAD
+            ) =>
+        {
+            use tower::ServiceExt;
+            let serve = tower_http::services::ServeDir::new(dir);
+            match serve.oneshot(request).await {
+                Ok(r) if r.status() == StatusCode::NOT_FOUND => not_found().await.into_response(),
+                Ok(r) => {
+                    let mut r = r.into_response();
+                    // Pages revalidate (they name the module they expect);
+                    // hashed assets under /assets never change.
+                    if !r.headers().contains_key(header::CACHE_CONTROL) {
+                        r.headers_mut()
+                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                    }
+                    r
+                }
+                Err(e) => ApiError::internal(e).into_response(),
+            }
+        }
+        _ => not_found().await.into_response(),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint: see /openapi.json".into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailboxQuery {
+    to: Option<String>,
+}
+
+/// Demo mode only: the newest mails, so a newcomer signs in without SMTP.
+async fn demo_mailbox(
+    State(host): State<Host>,
+    Query(q): Query<MailboxQuery>,
+) -> ApiResult<Json<Value>> {
+    if !host.settings.demo {
+        return Err(ApiError::NotFound(
+            "the demo mailbox exists only in demo mode (`gatehouse serve --demo`)".into(),
+        ));
+    }
+    let mails = crate::outbox::list(&host.store, 50).await?;
+    let mails: Vec<Value> = mails
+        .into_iter()
+        .filter(|m| {
+            q.to.as_deref().is_none_or(|to| {
+                m["to"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(to.trim()))
+            })
+        })
+        .collect();
+    Ok(Json(json!({"mails": mails})))
 }
 
 async fn method_not_allowed() -> Response {
@@ -182,6 +267,7 @@ async fn health(State(host): State<Host>) -> ApiResult<Json<Value>> {
         "status": "ok",
         "module_sha256": host.gate.module_sha256(),
         "policy_hash": host.gate.policy_hash(),
+        "demo": host.settings.demo,
     })))
 }
 
@@ -199,7 +285,7 @@ async fn openapi() -> Response {
 /// The module bytes. Browsers revalidate with `If-None-Match` (the ETag is
 /// the bytes' sha256) and get 304 until the host loads other bytes.
 async fn module(State(host): State<Host>, headers: axum::http::HeaderMap) -> Response {
-    let sha = host.gate.module_sha256();
+    let (sha, bytes) = host.gate.module();
     let etag = format!("\"{sha}\"");
     let fresh = headers
         .get(header::IF_NONE_MATCH)
@@ -213,7 +299,7 @@ async fn module(State(host): State<Host>, headers: axum::http::HeaderMap) -> Res
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/wasm"),
             )],
-            host.gate.bytes().as_ref().clone(),
+            bytes.as_ref().clone(),
         )
             .into_response()
     };
@@ -305,7 +391,10 @@ async fn create_token(
 }
 
 async fn me(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(host.me(&p.user).await?))
+    let mut me = host.me(&p.user).await?;
+    me["csrf"] = json!(p.csrf);
+    me["session"] = json!(p.session);
+    Ok(Json(me))
 }
 
 #[derive(Deserialize)]
@@ -665,6 +754,14 @@ async fn cancel(
 #[serde(deny_unknown_fields)]
 struct BulkBody {
     user: String,
+}
+
+async fn bulk_candidates(
+    State(host): State<Host>,
+    p: Principal,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(host.bulk_candidates(&p.user, &account).await?))
 }
 
 async fn bulk_remove(

@@ -105,8 +105,10 @@ pub async fn request_link(host: &Host, email: &str) -> Result<(), ApiError> {
                 to: email.trim().to_owned(),
                 subject: "Your Gatehouse sign-in link".into(),
                 body: format!(
-                    "Sign in within 15 minutes: POST /v1/auth/redeem {{\"token\": \"{secret}\"}}\n\
-                     If you did not ask for this, ignore this mail."
+                    "Sign in within 15 minutes: {}/#/sign-in/{secret}\n\
+                     (API: POST /v1/auth/redeem {{\"token\": \"{secret}\"}})\n\
+                     If you did not ask for this, ignore this mail.",
+                    host.settings.public_url
                 ),
             },
             now,
@@ -162,6 +164,9 @@ pub struct Principal {
     pub session: String,
     /// Came with a cookie (CSRF applies) rather than a bearer token.
     pub cookie: bool,
+    /// The session's CSRF value, for a cookie session (a page that was
+    /// reloaded reads it from `GET /v1/me`; other origins cannot read it).
+    pub csrf: Option<String>,
 }
 
 fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
@@ -221,8 +226,8 @@ impl FromRequestParts<Host> for Principal {
             ));
         }
         let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let csrf: String = row.try_get("csrf")?;
         if cookie && unsafe_method {
-            let csrf: String = row.try_get("csrf")?;
             let sent = parts
                 .headers
                 .get("x-csrf-token")
@@ -236,6 +241,7 @@ impl FromRequestParts<Host> for Principal {
             user: row.try_get("user_id")?,
             session: row.try_get("id")?,
             cookie,
+            csrf: cookie.then_some(csrf),
         })
     }
 }

@@ -917,6 +917,7 @@ impl Host {
                 .execute(&mut **tx)
                 .await?;
                 fx.mails.push(invitation_mail(
+                    &self.settings.public_url,
                     email,
                     &account_name(account),
                     *role,
@@ -989,6 +990,7 @@ impl Host {
                 let account: String = row.try_get("account_id")?;
                 let role: Role = facts::word(&row.try_get::<String, _>("role")?)?;
                 fx.mails.push(invitation_mail(
+                    &self.settings.public_url,
                     &email,
                     &account_name(&account),
                     role,
@@ -1314,13 +1316,14 @@ struct Effect {
     after_target: Option<Target>,
 }
 
-fn invitation_mail(email: &str, account: &str, role: Role, secret: &str) -> Mail {
+fn invitation_mail(base: &str, email: &str, account: &str, role: Role, secret: &str) -> Mail {
     Mail {
         to: email.to_owned(),
         subject: format!("You are invited to {account}"),
         body: format!(
             "You are invited to {account} as {}. The invitation expires in 14 days.\n\
-             Accept it while signed in with this address: POST /v1/invitations/accept {{\"token\": \"{secret}\"}}",
+             Accept it while signed in with this address: {base}/#/accept/{secret}\n\
+             (API: POST /v1/invitations/accept {{\"token\": \"{secret}\"}})",
             role.as_str()
         ),
     }

@@ -339,6 +339,24 @@ pub(crate) fn lineage<'f>(facts: &'f Facts, account: &'f str) -> Vec<&'f str> {
     out
 }
 
+/// `account` and every descendant the facts hold.
+pub(crate) fn subtree<'f>(facts: &'f Facts, account: &'f str) -> BTreeSet<&'f str> {
+    let mut out = BTreeSet::from([account]);
+    // Each pass adds the children of what is in; depth is small and bounded.
+    for _ in 0..64 {
+        let before = out.len();
+        for a in &facts.accounts {
+            if a.parent.as_ref().is_some_and(|p| out.contains(p.as_str())) {
+                out.insert(a.id.as_str());
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}
+
 /// The nearest of `accounts` where `user` has a membership of any status.
 pub(crate) fn first_membership<'a>(
     facts: &Facts,

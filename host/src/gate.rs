@@ -12,11 +12,20 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
-/// The loaded module.
+/// The loaded module: the bytes and the compiled runner, swapped together.
+struct Loaded {
+    runner: Runner,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// The module the host decides with; cheap to clone, shared by every request.
+///
+/// Why one lock around one `Arc`: a request takes the current module once
+/// and decides with it to the end, so a swap never changes a decision in
+/// flight, and the bytes browsers download always match the announced hash.
 #[derive(Clone)]
 pub struct Gate {
-    runner: Arc<RwLock<Option<Arc<Runner>>>>,
-    bytes: Arc<RwLock<Arc<Vec<u8>>>>,
+    current: Arc<RwLock<Option<Arc<Loaded>>>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -38,6 +47,14 @@ pub struct Decided<T> {
     pub module_hash: String,
 }
 
+fn load(bytes: Vec<u8>) -> Result<Loaded, String> {
+    let runner = Runner::new(&bytes).map_err(|e| e.to_string())?;
+    Ok(Loaded {
+        runner,
+        bytes: Arc::new(bytes),
+    })
+}
+
 impl Gate {
     /// Loads the module file.
     pub fn from_file(path: &Path) -> Result<Gate, String> {
@@ -52,10 +69,8 @@ impl Gate {
 
     /// Loads module bytes.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Gate, String> {
-        let runner = Runner::new(&bytes).map_err(|e| e.to_string())?;
         Ok(Gate {
-            runner: Arc::new(RwLock::new(Some(Arc::new(runner)))),
-            bytes: Arc::new(RwLock::new(Arc::new(bytes))),
+            current: Arc::new(RwLock::new(Some(Arc::new(load(bytes)?)))),
         })
     }
 
@@ -63,37 +78,47 @@ impl Gate {
     /// through it fails closed.
     pub fn none() -> Gate {
         Gate {
-            runner: Arc::new(RwLock::new(None)),
-            bytes: Arc::new(RwLock::new(Arc::new(Vec::new()))),
+            current: Arc::new(RwLock::new(None)),
         }
     }
 
-    fn current(&self) -> Option<Arc<Runner>> {
-        match self.runner.read() {
+    /// Compiles `bytes` and, only if that works, makes them the module every
+    /// later request decides with. Requests already deciding finish with the
+    /// module they took. Slow (a compile): call it off the async runtime.
+    pub fn swap(&self, bytes: Vec<u8>) -> Result<(), String> {
+        let loaded = Arc::new(load(bytes)?);
+        match self.current.write() {
+            Ok(mut c) => *c = Some(loaded),
+            Err(poisoned) => *poisoned.into_inner() = Some(loaded),
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Option<Arc<Loaded>> {
+        match self.current.read() {
             Ok(r) => r.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// The module bytes (served to browsers).
-    pub fn bytes(&self) -> Arc<Vec<u8>> {
-        match self.bytes.read() {
-            Ok(b) => b.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    /// The module's sha256 and bytes, read together (served to browsers).
+    pub fn module(&self) -> (String, Arc<Vec<u8>>) {
+        self.current()
+            .map(|l| (l.runner.module_sha256().to_owned(), l.bytes.clone()))
+            .unwrap_or_default()
     }
 
     /// sha256 of the module bytes.
     pub fn module_sha256(&self) -> String {
         self.current()
-            .map(|r| r.module_sha256().to_owned())
+            .map(|l| l.runner.module_sha256().to_owned())
             .unwrap_or_default()
     }
 
     /// sha256 of the policy bundle.
     pub fn policy_hash(&self) -> String {
         self.current()
-            .map(|r| r.policy_hash().to_owned())
+            .map(|l| l.runner.policy_hash().to_owned())
             .unwrap_or_default()
     }
 
@@ -104,15 +129,10 @@ impl Gate {
         body: &impl Serialize,
         pick: impl FnOnce(Option<Decision>, Option<BatchDecision>) -> Option<T>,
     ) -> Result<Decided<T>, ApiError> {
-        #[derive(Serialize)]
-        struct Envelope<'a, B> {
-            op: &'static str,
-            #[serde(flatten)]
-            body: &'a B,
-        }
-        let runner = self
+        let loaded = self
             .current()
             .ok_or_else(|| ApiError::internal("no module loaded"))?;
+        let runner = &loaded.runner;
         let input = serde_json::to_vec(&Envelope { op, body }).map_err(ApiError::internal)?;
         let out = runner.call(&input).map_err(ApiError::internal)?;
         let answer: Answer = serde_json::from_slice(&out).map_err(ApiError::internal)?;
@@ -147,4 +167,22 @@ impl Gate {
     pub fn batch(&self, batch: &Batch) -> Result<Decided<BatchDecision>, ApiError> {
         self.ask("batch", batch, |_, b| b)
     }
+}
+
+/// `{"op": op, ...body}`: the module's request envelope without copying the body.
+#[derive(Serialize)]
+struct Envelope<'a, B> {
+    op: &'static str,
+    #[serde(flatten)]
+    body: &'a B,
+}
+
+/// The batch envelope a page sends to its own copy of the module: reads
+/// hand it out so the browser pre-checks with exactly the server's facts.
+pub fn question(batch: &Batch) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(Envelope {
+        op: "batch",
+        body: batch,
+    })
+    .map_err(ApiError::internal)
 }

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod authoring;
 pub mod change;
 pub mod clock;
 pub mod demo;
@@ -20,12 +21,14 @@ pub mod error;
 pub mod facts;
 pub mod faults;
 pub mod gate;
+pub mod impact;
 pub mod jobs;
 pub mod outbox;
 pub mod read;
 pub mod scim;
 pub mod store;
 pub mod token;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -40,6 +43,14 @@ pub use store::Store;
 pub struct Settings {
     /// Mark cookies `Secure` (serve behind HTTPS).
     pub secure_cookies: bool,
+    /// Demo mode: the outbox is readable at `/v1/demo/mailbox`, so a
+    /// newcomer can sign in without a mail server. Never in production.
+    pub demo: bool,
+    /// The address browsers reach this host at (links in mails), without a
+    /// trailing slash; empty means relative links.
+    pub public_url: String,
+    /// The built pages (`www/dist`) to serve at `/`, if any.
+    pub www: Option<std::path::PathBuf>,
 }
 
 /// The host: store, module, clock. Cheap to clone (handles inside).

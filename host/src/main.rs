@@ -18,8 +18,14 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct StoreArgs {
-    /// The SQLite database file (created with its tables when missing).
-    #[arg(long, default_value = "gatehouse.db", env = "GATEHOUSE_DB")]
+    /// The SQLite database file (created with its tables when missing);
+    /// `--store sqlite://FILE` says the same.
+    #[arg(
+        long,
+        alias = "store",
+        default_value = "gatehouse.db",
+        env = "GATEHOUSE_DB"
+    )]
     db: PathBuf,
 }
 
@@ -53,6 +59,16 @@ enum Command {
         /// Mark session cookies Secure (when served behind HTTPS).
         #[arg(long)]
         secure_cookies: bool,
+        /// The built pages to serve at `/` (`cargo xtask www` builds them).
+        #[arg(long, default_value = "www/dist", env = "GATEHOUSE_WWW")]
+        www: PathBuf,
+        /// The address browsers reach this host at, for links in mails
+        /// (default: http://<listen>).
+        #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// How often to look for a newly published policy version (ms).
+        #[arg(long, default_value_t = 1000, env = "GATEHOUSE_POLICY_POLL_MS")]
+        policy_poll_ms: u64,
     },
     /// Show the newest mails of the outbox (sign-in links, invitations, notices).
     Outbox {
@@ -80,6 +96,11 @@ enum Command {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// Policy authoring: validate, format, test, see the impact, publish.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Create a SCIM bearer token for an account's identity provider (shown once).
     ScimToken {
         #[command(flatten)]
@@ -88,6 +109,100 @@ enum Command {
         #[arg(long)]
         account: String,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Schema, parse and strict validation, with file:line:col for every
+    /// problem; exit 1 when anything is wrong.
+    Validate {
+        /// The policy directory (gatehouse.cedarschema and *.cedar).
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Answer every decision table under the directory's policies; print
+    /// each failure with the reasons returned; exit 1 on any failure.
+    Test {
+        /// The policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        /// The decision tables (the spine's vector format).
+        #[arg(long, default_value = "tests/vectors")]
+        tables: PathBuf,
+    },
+    /// Format the .cedar files with Cedar's formatter; with --check, change
+    /// nothing and exit 1 if a file would change.
+    Fmt {
+        /// The policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        /// Only check.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Replay the recorded decisions of the audit log under the directory's
+    /// policies and list every decision that would change.
+    Impact {
+        /// The policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only decisions since: a date (2026-11-01), a duration back (24h,
+        /// 7d) or unix seconds.
+        #[arg(long)]
+        since: Option<String>,
+        /// The whole report as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate, test and bake the directory's policies and record the module
+    /// as the newest version; running hosts switch to it.
+    Publish {
+        /// The policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// A built module whose engine the policies are baked into.
+        #[command(flatten)]
+        module: ModuleArgs,
+        /// The decision tables that must pass.
+        #[arg(long, default_value = "tests/vectors")]
+        tables: PathBuf,
+        /// Why (kept in the history).
+        #[arg(long, short)]
+        message: String,
+        /// Who (default: $GATEHOUSE_AUTHOR, then $USER).
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// The published versions, newest (the one served) first.
+    History {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Publish an earlier version's module again as the newest version.
+    Rollback {
+        /// The version to go back to.
+        version: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Why (default: "rollback to version N").
+        #[arg(long, short)]
+        message: Option<String>,
+        /// Who (default: $GATEHOUSE_AUTHOR, then $USER).
+        #[arg(long)]
+        author: Option<String>,
+    },
+}
+
+fn author(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("GATEHOUSE_AUTHOR").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[tokio::main]
@@ -102,7 +217,9 @@ async fn main() -> ExitCode {
 }
 
 async fn open(store: &StoreArgs) -> Result<Store, String> {
-    Store::open(&store.db)
+    let path = store.db.to_string_lossy();
+    let path = PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(&path));
+    Store::open(&path)
         .await
         .map_err(|e| format!("cannot open the store `{}`: {e}", store.db.display()))
 }
@@ -122,10 +239,50 @@ async fn run(cli: Cli) -> Result<(), String> {
             smtp_url,
             mail_from,
             secure_cookies,
+            www,
+            public_url,
+            policy_poll_ms,
         } => {
             let gate = gate_for(&module)?;
-            let host = Host::new(open(&store).await?, gate, Clock::system())
-                .with_settings(Settings { secure_cookies });
+            let store_handle = open(&store).await?;
+            // A published version wins over the module file.
+            match gatehouse_host::versions::refresh(&gate, &store_handle, None).await {
+                Ok(Some(v)) => println!(
+                    "serving published policy version {} (published by {} at {}): {}",
+                    v.version,
+                    v.author,
+                    gatehouse_host::impact::utc(v.published_at),
+                    v.message
+                ),
+                Ok(None) => {}
+                Err(e) => eprintln!("gatehouse: {e}"),
+            }
+            let www = if www.join("index.html").is_file() {
+                Some(www)
+            } else {
+                eprintln!(
+                    "gatehouse: no pages at `{}` (build them with `cargo xtask www`): serving the API only",
+                    www.display()
+                );
+                None
+            };
+            // Bound first, so a port chosen by the system (`--listen 127.0.0.1:0`)
+            // is the one links in mails name.
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+                format!("cannot listen on {listen}: {e}; choose another with --listen")
+            })?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let public_url = public_url
+                .unwrap_or_else(|| format!("http://{addr}"))
+                .trim_end_matches('/')
+                .to_owned();
+            let pages = www.is_some();
+            let host = Host::new(store_handle, gate, Clock::system()).with_settings(Settings {
+                secure_cookies,
+                demo,
+                public_url,
+                www,
+            });
             if demo {
                 let facts = gatehouse_host::demo::acme().map_err(|e| e.to_string())?;
                 if gatehouse_host::demo::seed(&host, &facts)
@@ -140,6 +297,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             tokio::spawn(host.clone().job_worker());
+            tokio::spawn(gatehouse_host::versions::watch(
+                host.gate.clone(),
+                host.store.clone(),
+                std::time::Duration::from_millis(policy_poll_ms.max(50)),
+            ));
             if let (Some(url), Some(from)) = (smtp_url, mail_from) {
                 let h = host.clone();
                 let smtp = outbox::Smtp { url, from };
@@ -157,21 +319,33 @@ async fn run(cli: Cli) -> Result<(), String> {
                     store.db.display()
                 );
             }
-            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-                format!("cannot listen on {listen}: {e}; choose another with --listen")
-            })?;
-            let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!(
                 "gatehouse listening on http://{addr}  (module sha256 {}, store {})",
                 host.gate.module_sha256(),
                 store.db.display()
             );
+            if pages {
+                println!(
+                    "open http://{addr}/ in a browser{}",
+                    if demo {
+                        "; demo mode: sign-in links show at /#/mailbox"
+                    } else {
+                        ""
+                    }
+                );
+            }
             axum::serve(listener, host.router())
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
                 .await
                 .map_err(|e| e.to_string())
+        }
+        Command::Policy { command } => {
+            let outcome = policy(command).await?;
+            outcome
+                .map(|ok| println!("{ok}"))
+                .map_err(|e| format!("\n{e}"))
         }
         Command::Outbox { store, limit } => {
             let store = open(&store).await?;
@@ -232,4 +406,97 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The `gatehouse policy …` commands.
+async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Outcome, String> {
+    use gatehouse_host::{authoring, impact, versions};
+    let now = Clock::system().now();
+    Ok(match command {
+        PolicyCommand::Validate { dir } => authoring::validate(&dir),
+        PolicyCommand::Test { dir, tables } => authoring::test(&dir, &tables),
+        PolicyCommand::Fmt { dir, check } => authoring::fmt(&dir, check),
+        PolicyCommand::Impact {
+            dir,
+            store,
+            since,
+            json,
+        } => {
+            let since = since.map(|s| impact::parse_since(&s, now)).transpose()?;
+            authoring::validate(&dir)?;
+            let (engine, _) = gatehouse_vectors::native_engine(&dir)?;
+            let report = impact::replay(&open(&store).await?, &engine, since).await?;
+            Ok(if json {
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            } else {
+                impact::render(&report, &dir.display().to_string())
+            })
+        }
+        PolicyCommand::Publish {
+            dir,
+            store,
+            module,
+            tables,
+            message,
+            author: who,
+        } => {
+            let store = open(&store).await?;
+            authoring::publish(
+                &store,
+                &authoring::Publish {
+                    dir: &dir,
+                    tables: &tables,
+                    engine: &module.module,
+                    author: &author(who),
+                    message: &message,
+                    now,
+                },
+            )
+            .await
+        }
+        PolicyCommand::History { store } => {
+            let list = versions::history(&open(&store).await?)
+                .await
+                .map_err(|e| e.to_string())?;
+            if list.is_empty() {
+                Ok("nothing published yet: hosts serve their --module file (`gatehouse policy publish` records a version)".into())
+            } else {
+                Ok(list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        format!(
+                            "{} v{:<3} {}  {:<12} module {}…  policy {}…  {}{}",
+                            if i == 0 { "*" } else { " " },
+                            v.version,
+                            impact::utc(v.published_at),
+                            v.author,
+                            &v.module_sha256[..12.min(v.module_sha256.len())],
+                            &v.policy_hash[..12.min(v.policy_hash.len())],
+                            v.message,
+                            v.rollback_of
+                                .map(|r| format!(" (rollback to v{r})"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n* = served")
+            }
+        }
+        PolicyCommand::Rollback {
+            version,
+            store,
+            message,
+            author: who,
+        } => {
+            let store = open(&store).await?;
+            let message = message.unwrap_or_else(|| format!("rollback to version {version}"));
+            let v = versions::rollback(&store, version, &author(who), &message, now).await?;
+            Ok(format!(
+                "published version {} with the module of version {version} (sha256 {}); running hosts switch to it within their poll interval",
+                v.version, v.module_sha256
+            ))
+        }
+    })
 }

@@ -3,6 +3,11 @@
 //! switcher, invitations, owner-removal requests, devices and the audit log.
 //! Reads are decided like changes (view_members, read_audit, view_devices)
 //! but not audited.
+//!
+//! Each read that lists actions also hands out its `question`: the batch
+//! envelope it asked, facts included. The browser asks its own copy of the
+//! module that very question, so the page's menus come from the same bytes
+//! and the same facts as the server's answers; the server still enforces.
 
 use std::collections::BTreeSet;
 
@@ -43,7 +48,12 @@ pub fn member_actions() -> Vec<(String, ActionCall)> {
     for a in ["suspend", "unsuspend", "remove_member"] {
         out.push((a.to_owned(), plain(a)));
     }
-    for r in [RequestedRole::Admin, RequestedRole::None] {
+    for r in [
+        RequestedRole::Admin,
+        RequestedRole::Standard,
+        RequestedRole::Basic,
+        RequestedRole::None,
+    ] {
         out.push((
             format!("request_owner_removal:{}", r.as_str()),
             with_role("request_owner_removal", r),
@@ -57,11 +67,37 @@ pub fn member_actions() -> Vec<(String, ActionCall)> {
     out
 }
 
+/// A page's batch: `user` asks, from the UI, about every target × action.
+fn ui_batch(user: &str, facts: Facts, targets: Vec<Target>, actions: Vec<ActionCall>) -> Batch {
+    Batch {
+        facts,
+        actor: Actor::User(UserId(user.to_owned())),
+        targets,
+        actions,
+        source: Source::Ui,
+    }
+}
+
+fn plain(action: &str) -> ActionCall {
+    ActionCall {
+        action: action.to_owned(),
+        params: Params::default(),
+    }
+}
+
 fn cell(d: &Decision) -> Value {
     json!({"allowed": d.allowed, "reasons": d.reasons})
 }
 
 impl Host {
+    /// The facts for `scope` (and `user`), read in a transaction of their own.
+    async fn read_facts(&self, scope: &Scope, user: &str) -> Result<Facts, ApiError> {
+        let mut tx = self.store.begin_read().await?;
+        let facts = facts::load(&mut tx, self.clock.now(), scope, Some(user)).await?;
+        tx.commit().await?;
+        Ok(facts)
+    }
+
     /// Decides a read about `account` for `user`: strangers get 404 (no
     /// existence leak), members who may not get 403 with the reasons.
     pub async fn ask(
@@ -120,19 +156,18 @@ impl Host {
             .cloned()
             .collect();
         let actions = member_actions();
-        let batch = Batch {
+        let batch = ui_batch(
+            user,
             facts,
-            actor: Actor::User(UserId(user.to_owned())),
-            targets: members
+            members
                 .iter()
                 .map(|m| Target::Membership {
                     account: m.account.clone(),
                     user: m.user.clone(),
                 })
                 .collect(),
-            actions: actions.iter().map(|(_, c)| c.clone()).collect(),
-            source: Source::Ui,
-        };
+            actions.iter().map(|(_, c)| c.clone()).collect(),
+        );
         let decided = self.gate.batch(&batch)?;
         let mut rows = Vec::with_capacity(members.len());
         for (m, cells) in members.iter().zip(&decided.answer.cells) {
@@ -171,6 +206,12 @@ impl Host {
             "module_sha256": decided.module_hash,
             "decisions": members.len() * actions.len(),
             "members": rows,
+            "seats": acc.map(|a| json!({
+                "in_use": gatehouse_policy::seats_in_use(&batch.facts, account),
+                "total": a.included_seats + a.extra_seats,
+            })),
+            "action_keys": actions.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            "question": crate::gate::question(&batch)?,
         }))
     }
 
@@ -191,19 +232,17 @@ impl Host {
         };
         let facts = facts::load(&mut tx, self.clock.now(), &scope, Some(user)).await?;
         tx.commit().await?;
-        let batch = Batch {
+        let batch = ui_batch(
+            user,
             facts,
-            actor: Actor::User(UserId(user.to_owned())),
-            targets: ids
-                .iter()
+            ids.iter()
                 .map(|a| Target::Account(AccountId(a.clone())))
                 .collect(),
-            actions: vec![ActionCall {
+            vec![ActionCall {
                 action: "switch_account".into(),
                 params: Params::default(),
             }],
-            source: Source::Ui,
-        };
+        );
         let decided = self.gate.batch(&batch)?;
         let mut out = Vec::with_capacity(ids.len());
         for (id, cells) in ids.iter().zip(&decided.answer.cells) {
@@ -221,10 +260,18 @@ impl Host {
                 "role": own.map(|m| to_word(&m.role)),
                 "status": own.map(|m| to_word(&m.status)),
                 "inherited": own.is_none(),
+                "seats": a.map(|a| json!({
+                    "in_use": gatehouse_policy::seats_in_use(&batch.facts, id),
+                    "total": a.included_seats + a.extra_seats,
+                })),
                 "switch": cell(d),
             }));
         }
-        Ok(json!({"accounts": out, "policy_hash": decided.policy_hash}))
+        Ok(json!({
+            "accounts": out,
+            "policy_hash": decided.policy_hash,
+            "question": crate::gate::question(&batch)?,
+        }))
     }
 
     /// Invitations of an account with derived status and resend/revoke decisions.
@@ -253,16 +300,15 @@ impl Host {
                 params: Params::default(),
             })
             .collect();
-        let batch = Batch {
+        let batch = ui_batch(
+            user,
             facts,
-            actor: Actor::User(UserId(user.to_owned())),
-            targets: pending
+            pending
                 .iter()
                 .map(|i| Target::Invitation(i.clone()))
                 .collect(),
             actions,
-            source: Source::Ui,
-        };
+        );
         let decided = self.gate.batch(&batch)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -292,7 +338,11 @@ impl Host {
                 })),
             }));
         }
-        Ok(json!({"invitations": out}))
+        Ok(json!({
+            "invitations": out,
+            "action_keys": ["resend_invitation", "revoke_invitation"],
+            "question": crate::gate::question(&batch)?,
+        }))
     }
 
     /// Owner-removal requests of an account, expiry derived from the clock.
@@ -305,19 +355,45 @@ impl Host {
             .ask(user, "view_members", account, Scope::default())
             .await?;
         let now = facts.now;
-        let mut out = Vec::new();
-        for r in facts
+        let keys = [
+            "approve_owner_removal",
+            "decline_owner_removal",
+            "cancel_owner_removal",
+        ];
+        let requests: Vec<_> = facts
             .owner_removal_requests
             .iter()
             .filter(|r| r.account.as_str() == account)
-        {
+            .cloned()
+            .collect();
+        let batch = ui_batch(
+            user,
+            facts,
+            requests
+                .iter()
+                .map(|r| Target::OwnerRemovalRequest(r.id.clone()))
+                .collect(),
+            keys.iter().map(|a| plain(a)).collect(),
+        );
+        let decided = self.gate.batch(&batch)?;
+        let mut out = Vec::new();
+        for (r, cells) in requests.iter().zip(&decided.answer.cells) {
             let mut v = serde_json::to_value(r).map_err(ApiError::internal)?;
             if to_word(&r.status) == "pending" && r.expires_at <= now {
                 v["status"] = json!("expired");
             }
+            let mut actions = serde_json::Map::new();
+            for (key, d) in keys.iter().zip(cells) {
+                actions.insert((*key).to_owned(), cell(d));
+            }
+            v["actions"] = Value::Object(actions);
             out.push(v);
         }
-        Ok(json!({"requests": out}))
+        Ok(json!({
+            "requests": out,
+            "action_keys": keys,
+            "question": crate::gate::question(&batch)?,
+        }))
     }
 
     /// The audit log of an account (and, for agency admins, its sub-accounts).
@@ -339,6 +415,61 @@ impl Host {
         crate::audit::read(self.store.pool(), &accounts, q).await
     }
 
+    /// Who could be removed from an agency and all its sub-accounts: every
+    /// member of the subtree, with the `bulk_remove` question asked on the
+    /// facts the job's start is decided on (the whole subtree).
+    pub async fn bulk_candidates(&self, user: &str, account: &str) -> Result<Value, ApiError> {
+        let scope = Scope {
+            subtree_of: Some(account.to_owned()),
+            ..Scope::default()
+        };
+        let facts = self.ask(user, "view_members", account, scope).await?;
+        let subtree: BTreeSet<&str> = facts::subtree(&facts, account);
+        let mut people: Vec<&gatehouse_policy::facts::User> = facts
+            .users
+            .iter()
+            .filter(|u| {
+                facts
+                    .memberships
+                    .iter()
+                    .any(|m| m.user == u.id && subtree.contains(m.account.as_str()))
+            })
+            .collect();
+        people.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        let rows: Vec<Value> = people
+            .iter()
+            .map(|u| {
+                let accounts: Vec<&str> = facts
+                    .memberships
+                    .iter()
+                    .filter(|m| m.user == u.id && subtree.contains(m.account.as_str()))
+                    .map(|m| m.account.as_str())
+                    .collect();
+                json!({"user": u.id, "name": u.name, "email": u.email, "accounts": accounts})
+            })
+            .collect();
+        let actions = people
+            .iter()
+            .map(|u| ActionCall {
+                action: "bulk_remove".into(),
+                params: Params {
+                    user: Some(u.id.clone()),
+                    ..Params::default()
+                },
+            })
+            .collect();
+        let batch = ui_batch(
+            user,
+            facts,
+            vec![Target::Account(AccountId(account.to_owned()))],
+            actions,
+        );
+        Ok(json!({
+            "candidates": rows,
+            "question": crate::gate::question(&batch)?,
+        }))
+    }
+
     /// The caller's own profile.
     pub async fn me(&self, user: &str) -> Result<Value, ApiError> {
         let row = sqlx::query("SELECT id, email, name, phone, country, notify_email, notify_sms FROM users WHERE id = ?")
@@ -346,7 +477,21 @@ impl Host {
             .fetch_optional(self.store.pool())
             .await?
             .ok_or_else(|| ApiError::Unauthenticated("this user no longer exists".into()))?;
+        let keys = ["update_profile", "update_notifications", "delete_profile"];
+        let scope = Scope {
+            accounts_of: Some(user.to_owned()),
+            ..Scope::default()
+        };
+        let facts = self.read_facts(&scope, user).await?;
+        let batch = ui_batch(
+            user,
+            facts,
+            vec![Target::User(UserId(user.to_owned()))],
+            keys.iter().map(|a| plain(a)).collect(),
+        );
         Ok(json!({
+            "action_keys": keys,
+            "question": crate::gate::question(&batch)?,
             "id": row.try_get::<String, _>("id")?,
             "email": row.try_get::<String, _>("email")?,
             "name": row.try_get::<String, _>("name")?,
@@ -361,9 +506,7 @@ impl Host {
 
     /// The caller's devices (view_devices decides).
     pub async fn devices(&self, user: &str, current: &str) -> Result<Value, ApiError> {
-        let mut tx = self.store.begin_read().await?;
-        let facts = facts::load(&mut tx, self.clock.now(), &Scope::default(), Some(user)).await?;
-        tx.commit().await?;
+        let facts = self.read_facts(&Scope::default(), user).await?;
         let check = Check {
             facts,
             actor: Actor::User(UserId(user.to_owned())),
@@ -383,6 +526,21 @@ impl Host {
             .bind(user)
             .fetch_all(self.store.pool())
             .await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<_, _>>()?;
+        let mut scope = Scope::default();
+        scope.devices.extend(ids.iter().cloned());
+        let facts = self.read_facts(&scope, user).await?;
+        let batch = ui_batch(
+            user,
+            facts,
+            ids.iter()
+                .map(|d| Target::Device(gatehouse_policy::facts::DeviceId(d.clone())))
+                .collect(),
+            vec![plain("sign_out_device")],
+        );
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: String = r.try_get("id")?;
@@ -395,6 +553,10 @@ impl Host {
                 "current": id == current,
             }));
         }
-        Ok(json!({"devices": out}))
+        Ok(json!({
+            "devices": out,
+            "action_keys": ["sign_out_device"],
+            "question": crate::gate::question(&batch)?,
+        }))
     }
 }

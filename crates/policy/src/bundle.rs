@@ -114,6 +114,9 @@ pub struct Problem {
     pub location: String,
     /// What is wrong and what to do.
     pub message: String,
+    /// Where in its policy's file, as a byte offset, when Cedar says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
 }
 
 /// What [`check`] found in a good bundle.
@@ -137,7 +140,10 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
     let problem = |location: &str, message: String| Problem {
         location: location.to_owned(),
         message,
+        offset: None,
     };
+    // Validation errors carry a span in the file their policy came from.
+    let at = |d: &dyn miette::Diagnostic| d.labels().and_then(|mut l| l.next()).map(|l| l.offset());
     let schema = bundle
         .parse_schema()
         .map_err(|m| vec![problem("schema", m)])?;
@@ -148,10 +154,16 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
 
     let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
     for e in result.validation_errors() {
-        problems.push(problem(e.policy_id().as_ref(), e.to_string()));
+        problems.push(Problem {
+            offset: at(e),
+            ..problem(e.policy_id().as_ref(), e.to_string())
+        });
     }
     for w in result.validation_warnings() {
-        problems.push(problem(w.policy_id().as_ref(), format!("warning: {w}")));
+        problems.push(Problem {
+            offset: at(w),
+            ..problem(w.policy_id().as_ref(), format!("warning: {w}"))
+        });
     }
 
     let mut rules: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -75,6 +75,7 @@ impl EngineError {
 
 /// An error as the JSON boundary carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct WireError {
     /// Stable code, e.g. `unknown_entity`.

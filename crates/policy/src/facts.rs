@@ -12,6 +12,7 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         #[serde(transparent)]
         pub struct $name(pub String);
 
@@ -60,6 +61,7 @@ pub type Timestamp = i64;
 
 /// A membership role, highest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Owns the account.
@@ -100,6 +102,7 @@ impl Role {
 /// A role asked for in a request: a [`Role`], or `none` (an owner-removal
 /// request that removes the owner instead of demoting them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RequestedRole {
     /// Owner.
@@ -134,6 +137,7 @@ impl RequestedRole {
 
 /// A membership's status. Invited and expired members are invitations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipStatus {
     /// Has the powers of its role.
@@ -144,6 +148,7 @@ pub enum MembershipStatus {
 
 /// An invitation's stored status; expiry is derived from `expires_at` and `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum InvitationStatus {
     /// Not yet accepted or revoked (possibly expired).
@@ -156,6 +161,7 @@ pub enum InvitationStatus {
 
 /// An owner-removal request's stored status; expiry is derived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     /// Waiting for the target owner.
@@ -170,6 +176,7 @@ pub enum RequestStatus {
 
 /// The kind of an owned resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     /// A phone number.
@@ -196,6 +203,7 @@ impl ResourceKind {
 
 /// A user's global identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// Id.
@@ -208,6 +216,7 @@ pub struct User {
 
 /// A customer account; `parent` makes it a sub-account of an agency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// Id.
@@ -216,16 +225,19 @@ pub struct Account {
     pub name: String,
     /// The agency this account belongs to.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub parent: Option<AccountId>,
     /// Seats included in the plan.
     pub included_seats: i64,
     /// Seats bought on top.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub extra_seats: i64,
 }
 
 /// One user's explicit membership of one account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
     /// The member.
@@ -238,14 +250,17 @@ pub struct Membership {
     pub status: MembershipStatus,
     /// Per-account nickname.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub nickname: Option<String>,
     /// Provisioned by the account's identity provider (SCIM).
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub managed_by_idp: bool,
 }
 
 /// An invitation of an email address to one account with one role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Invitation {
     /// Id.
@@ -268,6 +283,7 @@ pub struct Invitation {
 
 /// A resource owned by a member in an account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct OwnedResource {
     /// Id.
@@ -276,6 +292,7 @@ pub struct OwnedResource {
     pub kind: ResourceKind,
     /// Display name.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub name: String,
     /// Account it lives in.
     pub account: AccountId,
@@ -285,6 +302,7 @@ pub struct OwnedResource {
 
 /// A request that an owner lose the owner role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct OwnerRemovalRequest {
     /// Id.
@@ -307,6 +325,7 @@ pub struct OwnerRemovalRequest {
 
 /// A signed-in browser or API token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Device {
     /// Id.
@@ -315,35 +334,44 @@ pub struct Device {
     pub user: UserId,
     /// Label shown to the user.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub label: String,
 }
 
 /// Everything a decision may look at. `now` is the host's clock: the module
 /// has none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Facts {
     /// The time of the decision, unix seconds.
     pub now: Timestamp,
     /// Users.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub users: Vec<User>,
     /// Accounts with their parents.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub accounts: Vec<Account>,
     /// Memberships.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub memberships: Vec<Membership>,
     /// Invitations.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub invitations: Vec<Invitation>,
     /// Owned resources.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub resources: Vec<OwnedResource>,
     /// Owner-removal requests.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub owner_removal_requests: Vec<OwnerRemovalRequest>,
     /// Devices.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub devices: Vec<Device>,
 }

@@ -20,6 +20,7 @@ pub const ABI_VERSION: u32 = 1;
 
 /// A request envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Envelope {
     /// One question.
@@ -32,6 +33,7 @@ pub enum Envelope {
 
 /// What is loaded: versions, hash and actions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Info {
     /// [`ABI_VERSION`].
@@ -46,6 +48,7 @@ pub struct Info {
 
 /// A tagged answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Answer {
     /// The question was answered.
@@ -54,12 +57,15 @@ pub enum Answer {
         policy_hash: String,
         /// A single decision.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         decision: Option<Decision>,
         /// A batch's decisions.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         batch: Option<BatchDecision>,
         /// For `info`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         info: Option<Info>,
     },
     /// The input could not be answered.

@@ -20,3 +20,4 @@ pub use request::{
     ActionCall, Actor, Batch, BatchDecision, Check, Decision, Outcome, Params, Reason, Source,
     Target,
 };
+pub use world::seats_in_use;

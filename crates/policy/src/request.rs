@@ -8,6 +8,7 @@ use crate::facts::{AccountId, DeviceId, Facts, InvitationId, RequestId, Requeste
 
 /// Who acts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Actor {
     /// A signed-in user.
@@ -18,6 +19,7 @@ pub enum Actor {
 
 /// What the action is done to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Target {
     /// An account.
@@ -41,6 +43,7 @@ pub enum Target {
 
 /// Where a change comes from; policies may treat sources differently (SCIM).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The browser UI.
@@ -69,23 +72,29 @@ impl Source {
 /// The parameters of an action. Which ones an action takes is read from the
 /// schema's context declaration: a missing one or an extra one is an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// The role asked for (`change_role`, `step_down`, `invite`,
     /// `request_owner_removal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub role: Option<RequestedRole>,
     /// A number of seats (`buy_seats`, `remove_seats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub quantity: Option<i64>,
     /// An email address (`invite`, `scim_provision`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub email: Option<String>,
     /// The user a bulk removal is about (`bulk_remove`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub user: Option<UserId>,
     /// The member receiving reassigned resources (`reassign_resources`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub to: Option<UserId>,
 }
 
@@ -98,6 +107,7 @@ impl Params {
 
 /// One action with its parameters: a column of a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ActionCall {
     /// The action's name in the schema, e.g. `remove_member`.
@@ -109,6 +119,7 @@ pub struct ActionCall {
 
 /// One question: may `actor` do `action` to `target`?
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Check {
     /// The facts, `now` included.
@@ -121,14 +132,17 @@ pub struct Check {
     pub target: Target,
     /// Its parameters.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub params: Params,
     /// Where the change comes from.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub source: Source,
 }
 
 /// Many questions about one actor: every (target, action) cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// The facts, `now` included.
@@ -141,11 +155,13 @@ pub struct Batch {
     pub actions: Vec<ActionCall>,
     /// Where the changes would come from.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub source: Source,
 }
 
 /// How a decision came about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A rule permits it and none forbids it.
@@ -160,6 +176,7 @@ pub enum Outcome {
 
 /// Why: a determining policy and its message with the facts filled in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     /// The policy's `@id`.
@@ -170,6 +187,7 @@ pub struct Reason {
 
 /// An answer. A denial always has at least one reason.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// May the change be applied?
@@ -182,6 +200,7 @@ pub struct Decision {
 
 /// The answer to a [`Batch`]: `cells[t][a]` answers target `t`, action `a`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct BatchDecision {
     /// Rows in the order of the batch's targets.

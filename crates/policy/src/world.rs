@@ -17,6 +17,28 @@ use crate::facts::{
     OwnerRemovalRequest, RequestStatus, ResourceKind, Role,
 };
 
+/// Whether a pending invitation holds a seat at `now` (R4: until it expires).
+fn invitation_holds_seat(inv: &Invitation, now: i64) -> bool {
+    inv.status == InvitationStatus::Pending && inv.expires_at > now
+}
+
+/// Seats in use in `account` at `facts.now`: every membership (active or
+/// suspended) and every pending, unexpired invitation. The one definition:
+/// the `seats_in_use` attribute policies see and the seat count a host
+/// shows both come from here.
+pub fn seats_in_use(facts: &Facts, account: &str) -> usize {
+    facts
+        .memberships
+        .iter()
+        .filter(|m| m.account.as_str() == account)
+        .count()
+        + facts
+            .invitations
+            .iter()
+            .filter(|i| i.account.as_str() == account && invitation_holds_seat(i, facts.now))
+            .count()
+}
+
 /// The entity type names, parsed once per engine.
 #[derive(Debug, Clone)]
 pub(crate) struct Types {
@@ -218,7 +240,7 @@ impl<'f> World<'f> {
             if invitations.insert(inv.id.as_str(), inv).is_some() {
                 return Err(dup("invitation", inv.id.as_str()));
             }
-            if inv.status == InvitationStatus::Pending && inv.expires_at > now {
+            if invitation_holds_seat(inv, now) {
                 pending_invites.insert((inv.account.as_str(), inv.email.to_lowercase()));
                 *pending_count
                     .entry((inv.account.as_str(), inv.email.to_lowercase()))

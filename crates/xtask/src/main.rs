@@ -2,22 +2,27 @@
 //!
 //! * `wasm` — builds the engine for wasm32, runs wasm-bindgen, bakes
 //!   `policies/` into it: `dist/gatehouse.wasm` and its sha256;
-//! * `vectors` — replays every shared vector through native, wasmtime and
-//!   Node and compares the answers byte for byte;
+//! * `vectors` — replays every shared vector through native, wasmtime,
+//!   Node and Chromium and compares the answers byte for byte;
 //! * `bench` — the ratio table (wasmtime/native, batch/single, Node/native,
-//!   module size);
+//!   the in-page Chromium batch, module size);
+//! * `www` — builds the pages (`www/dist`, Vite + TypeScript);
+//! * `e2e` — the browser tests: the pages against a real host in Chromium;
+//! * `types` — `www/src/gen/module.ts`, the TypeScript types of the
+//!   module's envelopes and answers, from the Rust types;
 //! * `test` — every check CI runs (`.ci/run` calls it);
 //! * `run` — the main job.
 //!
 //! Every install step (the wasm32 target, wasm-bindgen-cli at the crate's
-//! exact version) is done here, idempotently, so a fresh machine needs
-//! nothing by hand.
+//! exact version, `npm ci` in `www/`, Debian's `chromium`) is done here,
+//! idempotently, so a fresh machine needs nothing by hand.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 mod bench;
+mod types;
 mod vectors;
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -38,17 +43,23 @@ fn main() {
             "bench",
         ])),
         Some("bench") => bench::run(),
+        Some("types") => types::write(),
         Some("test") => test(),
+        Some("www") => www().map(|_| ()),
+        Some("e2e") => e2e(),
         Some("run") => run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  wasm      build dist/gatehouse.wasm (engine + policies/) and its sha256\n  \
-                 vectors   replay tests/vectors through native, wasmtime and Node [--seed N] [--generated N]\n  \
-                 bench     print the ratio table (wasmtime/native, batch/single, Node/native, size)\n  \
+                 vectors   replay tests/vectors through native, wasmtime, Node and Chromium [--seed N] [--generated N]\n  \
+                 bench     print the ratio table (wasmtime/native, batch/single, Node/native, Chromium, size)\n  \
+                 www       build the pages (www/dist)\n  \
+                 e2e       run the browser tests (pages + real host in Chromium)\n  \
+                 types     write www/src/gen/module.ts (TypeScript types of envelopes and answers)\n  \
                  test      run every check CI runs\n  \
-                 run       build the module and the host, then `gatehouse serve --demo` [--listen ADDR]"
+                 run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]"
             );
             std::process::exit(2);
         }
@@ -138,6 +149,68 @@ fn ensure_wasm_bindgen() -> Result<String> {
     Ok(want)
 }
 
+/// `npm ci` in `www/` when `node_modules` is missing or older than the
+/// lockfile: the pages, the browser tests and the Chromium replay use it.
+pub(crate) fn ensure_npm() -> Result {
+    let www = root().join("www");
+    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let lock = modified(www.join("package-lock.json"));
+    let installed = modified(www.join("node_modules/.package-lock.json"));
+    if installed.is_none() || installed < lock {
+        sh(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&www))?;
+    }
+    Ok(())
+}
+
+/// Where the browser tests find Chromium: Debian's package (a test tool's
+/// own browser download fails on this network).
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Installs Debian's `chromium` when it is missing (needs root or sudo).
+pub(crate) fn ensure_chromium() -> Result {
+    if Path::new(CHROMIUM).exists() {
+        return Ok(());
+    }
+    eprintln!("installing Debian's chromium for the browser tests (once)");
+    let root_user = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root_user {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    if sh(&mut apt(&[
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "chromium",
+    ]))
+    .is_err()
+    {
+        sh(&mut apt(&["update"]))?;
+        sh(&mut apt(&[
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "chromium",
+        ]))?;
+    }
+    if Path::new(CHROMIUM).exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{CHROMIUM} is still missing after `apt-get install chromium`: install Debian's chromium package"
+        ))
+    }
+}
+
 /// What `wasm` produced.
 pub(crate) struct Module {
     pub path: PathBuf,
@@ -181,6 +254,10 @@ pub(crate) fn wasm() -> Result<Module> {
         (
             root.join("crates/wasm/js/loader.mjs"),
             dist.join("loader.mjs"),
+        ),
+        (
+            root.join("crates/wasm/js/loader.d.mts"),
+            dist.join("loader.d.mts"),
         ),
     ] {
         std::fs::copy(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
@@ -239,6 +316,7 @@ fn test() -> Result {
         "-D",
         "warnings",
     ]))?;
+    types::check()?;
     // The host's tests ask the built module, so it is built first.
     let module = wasm()?;
     sh(cargo()
@@ -251,15 +329,54 @@ fn test() -> Result {
         ));
     }
     println!("size budget: {size} <= {SIZE_BUDGET_GZ} bytes gzipped");
+    e2e()?;
     let count = vectors::run(&[])?;
     println!("vectors: {count} passed, 0 failed");
+    Ok(())
+}
+
+/// Builds the pages (`www/dist`): type-checks them and bundles them with
+/// Vite. Needs `dist/` (the page imports the module's loader).
+fn www() -> Result<PathBuf> {
+    ensure_npm()?;
+    sh(Command::new("npm").args(["run", "--silent", "--prefix", "www", "build"]))?;
+    Ok(root().join("www/dist"))
+}
+
+/// The end-to-end tests: the pages against a real host on loopback, in
+/// Debian's Chromium (screenshots land in `target/screenshots`).
+fn e2e() -> Result {
+    let module = wasm()?;
+    let pages = www()?;
+    ensure_chromium()?;
+    sh(cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "gatehouse-host",
+        "--bin",
+        "gatehouse",
+    ]))?;
+    let shots = root().join("target/screenshots");
+    sh(Command::new("node")
+        .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+        .arg(root().join("www/tests"))
+        .env("GATEHOUSE_BIN", root().join("target/debug/gatehouse"))
+        .env("GATEHOUSE_MODULE", &module.path)
+        .env("GATEHOUSE_WWW", &pages)
+        .env("CHROMIUM", CHROMIUM)
+        .env("SCREENSHOTS", &shots))?;
+    println!("browser tests passed; screenshots in {}", shots.display());
     Ok(())
 }
 
 /// The main job: build the module and the host, then serve the demo on an
 /// embedded SQLite store (`gatehouse-demo.db` at the repository root).
 fn run(extra: &[String]) -> Result {
+    // `cargo xtask run -- --listen …` and `cargo xtask run --listen …` both work.
+    let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
     let module = wasm()?;
+    let pages = www()?;
     let db = root().join("gatehouse-demo.db");
     let mut cmd = cargo();
     cmd.args([
@@ -277,6 +394,8 @@ fn run(extra: &[String]) -> Result {
     .arg(&module.path)
     .arg("--db")
     .arg(&db)
+    .arg("--www")
+    .arg(&pages)
     .args(extra);
     sh(&mut cmd)
 }

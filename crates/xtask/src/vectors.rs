@@ -1,5 +1,5 @@
-//! `cargo xtask vectors`: every shared vector through native, wasmtime and
-//! Node; expectations checked, answers compared byte for byte.
+//! `cargo xtask vectors`: every shared vector through native, wasmtime, Node
+//! and a Chromium page; expectations checked, answers compared byte for byte.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -22,14 +22,22 @@ fn flag(args: &[String], name: &str, default: u64) -> Result<u64> {
     }
 }
 
-/// Runs the Node replayer over `inputs`; returns its answers and summary line.
-pub(crate) fn node_answers(
+/// Runs a replayer script under Node over `inputs`: `tests/node/replay.mjs`
+/// (the module in Node) or `tests/browser/replay.mjs` (the module in a
+/// Chromium page), which share one command line and one summary line.
+/// Returns the answers and the summary.
+pub(crate) fn replay_answers(
+    runtime: &str,
+    script: &str,
     module: &std::path::Path,
     inputs: &[&[u8]],
 ) -> Result<(Vec<Vec<u8>>, serde_json::Value)> {
     let dir = root().join("target/vectors");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (in_path, out_path) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    let (in_path, out_path) = (
+        dir.join("in.jsonl"),
+        dir.join(format!("{runtime}-out.jsonl")),
+    );
     // Each input as a JSON string literal, one per line: inputs may hold newlines.
     let mut text = Vec::new();
     for input in inputs {
@@ -39,7 +47,7 @@ pub(crate) fn node_answers(
     }
     std::fs::write(&in_path, text).map_err(|e| e.to_string())?;
     let out = Command::new("node")
-        .arg(root().join("tests/node/replay.mjs"))
+        .arg(root().join(script))
         .arg(module)
         .arg(&in_path)
         .arg(&out_path)
@@ -47,13 +55,13 @@ pub(crate) fn node_answers(
         .map_err(|e| format!("node: {e} (Node 20 must be installed)"))?;
     if !out.status.success() {
         return Err(format!(
-            "node replay failed: {}",
+            "{runtime} replay failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
         format!(
-            "node replay printed {:?}: {e}",
+            "{runtime} replay printed {:?}: {e}",
             String::from_utf8_lossy(&out.stdout)
         )
     })?;
@@ -126,8 +134,19 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
     let wasmtime_time = started.elapsed();
 
     let started = Instant::now();
-    let (node, summary) = node_answers(&module.path, &inputs)?;
+    let (node, summary) = replay_answers("node", "tests/node/replay.mjs", &module.path, &inputs)?;
     let node_time = started.elapsed();
+
+    crate::ensure_npm()?;
+    crate::ensure_chromium()?;
+    let started = Instant::now();
+    let (chromium, chromium_summary) = replay_answers(
+        "chromium",
+        "tests/browser/replay.mjs",
+        &module.path,
+        &inputs,
+    )?;
+    let chromium_time = started.elapsed();
 
     let differ = |other: &[Vec<u8>]| -> Vec<String> {
         if other.len() != native.len() {
@@ -153,8 +172,17 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
     };
     let wasmtime_diff = differ(&wasmtime);
     let node_diff = differ(&node);
+    let chromium_diff = differ(&chromium);
     let node_sha = summary["module_sha256"].as_str().unwrap_or("?").to_owned();
     let object_mismatches = summary["object_mismatches"].as_u64().unwrap_or(u64::MAX);
+    let chromium_sha = chromium_summary["module_sha256"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned();
+    let chromium_object_mismatches = chromium_summary["object_mismatches"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    let chromium_version = chromium_summary["chromium"].as_str().unwrap_or("?");
 
     let n = vectors.len();
     println!(
@@ -174,12 +202,18 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
         node_diff.len(),
         node_time.as_secs_f64()
     );
+    println!(
+        "chromium  {n} vectors  {} differ from native  module sha256 {chromium_sha}  object API mismatches {chromium_object_mismatches}  ({:.2} s)  Chromium {chromium_version}",
+        chromium_diff.len(),
+        chromium_time.as_secs_f64()
+    );
 
     let mut problems = Vec::new();
     for (what, list) in [
         ("expectation", &failures),
         ("wasmtime", &wasmtime_diff),
         ("node", &node_diff),
+        ("chromium", &chromium_diff),
     ] {
         for item in list.iter().take(20) {
             problems.push(format!("{what}: {item}"));
@@ -188,17 +222,25 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
             problems.push(format!("{what}: … and {} more", list.len() - 20));
         }
     }
-    if runner.module_sha256() != module.sha256 || node_sha != module.sha256 {
+    if runner.module_sha256() != module.sha256
+        || node_sha != module.sha256
+        || chromium_sha != module.sha256
+    {
         problems.push(format!(
-            "module hashes differ: baked {}, wasmtime {}, node {node_sha}",
+            "module hashes differ: baked {}, wasmtime {}, node {node_sha}, chromium {chromium_sha}",
             module.sha256,
             runner.module_sha256()
         ));
     }
-    if object_mismatches != 0 {
-        problems.push(format!(
-            "node: {object_mismatches} answers of the object API differ from the JSON API"
-        ));
+    for (what, mismatches) in [
+        ("node", object_mismatches),
+        ("chromium", chromium_object_mismatches),
+    ] {
+        if mismatches != 0 {
+            problems.push(format!(
+                "{what}: {mismatches} answers of the object API differ from the JSON API"
+            ));
+        }
     }
     if !thin.is_empty() {
         problems.push(format!(
@@ -210,7 +252,7 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
         problems.push("fewer than 5,000 generated vectors".into());
     }
     if problems.is_empty() {
-        println!("all {n} vectors agree across native, wasmtime and node");
+        println!("all {n} vectors agree across native, wasmtime, node and chromium");
         Ok(n)
     } else {
         Err(format!(

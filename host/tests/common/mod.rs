@@ -56,6 +56,48 @@ impl Drop for TempDir {
     }
 }
 
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A copy of `policies/` in a fresh directory with `file` edited by `edit`
+/// (which must change something).
+pub fn policies_with(name: &str, file: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("gatehouse-policies-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(root().join("policies")).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let text = if entry.file_name() == file {
+            let edited = edit(&text);
+            assert_ne!(edited, text, "the edit of {file} changed nothing");
+            edited
+        } else {
+            text
+        };
+        std::fs::write(dir.join(entry.file_name()), text).unwrap();
+    }
+    dir
+}
+
+/// Runs `gatehouse ARGS` from the repository root: (exit code, stdout + stderr).
+pub fn gatehouse(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// The Acme fixture's "now".
 pub const NOW: i64 = 1_767_225_600;
 

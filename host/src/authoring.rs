@@ -1,0 +1,313 @@
+//! Policy authoring from the command line: `gatehouse policy validate`,
+//! `fmt`, `test` and `publish` (impact and the store of versions are in
+//! [`crate::impact`] and [`crate::versions`]).
+//!
+//! Why in the host binary: authors run the same checks the bake and CI run,
+//! on a directory of their own, without a Rust toolchain. Validation is the
+//! bake's strict check; problems are pointed at a file, line and column with
+//! the source line and a caret. The decision tables are the spine's hand
+//! vectors, answered by the engine built from the directory's policies.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use gatehouse_policy::bundle::{Bundle, check};
+use gatehouse_policy::json::{self, Answer};
+use miette::Diagnostic;
+
+/// What a command found; `Err` text is printed as is.
+pub type Outcome = Result<String, String>;
+
+/// A place in a policy file, 1-based.
+struct Place<'a> {
+    file: &'a str,
+    text: &'a str,
+    offset: usize,
+}
+
+impl Place<'_> {
+    /// `file:line:col`, the line and a caret under the column.
+    fn show(&self) -> String {
+        let before = &self.text[..self.offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[start..].chars().count() + 1;
+        let source = self.text[start..].lines().next().unwrap_or("");
+        format!(
+            "{}:{line}:{col}\n  {line:>4} | {source}\n       | {}^",
+            self.file,
+            " ".repeat(col - 1)
+        )
+    }
+}
+
+/// Where the problem is: at `offset` in the file that holds policy `id`
+/// (where `@id("id")` is written), or at that `@id` when Cedar gave no span.
+fn place_of_id<'a>(bundle: &'a Bundle, id: &str, offset: Option<usize>) -> Option<Place<'a>> {
+    let needle = format!("@id(\"{id}\")");
+    bundle.policies.iter().find_map(|f| {
+        f.text.find(&needle).map(|at| Place {
+            file: &f.file,
+            text: &f.text,
+            offset: offset.filter(|o| *o < f.text.len()).unwrap_or(at),
+        })
+    })
+}
+
+/// Parse errors of one file, each with its place and Cedar's help.
+fn parse_problems(file: &str, text: &str, out: &mut Vec<String>) {
+    let Err(errors) = text.parse::<cedar_policy::PolicySet>() else {
+        return;
+    };
+    for e in errors.iter() {
+        let offset = e
+            .labels()
+            .and_then(|mut l| l.next())
+            .map_or(0, |l| l.offset());
+        let mut msg = format!("error: {e}\n  --> {}", Place { file, text, offset }.show());
+        if let Some(help) = e.help() {
+            let _ = write!(msg, "\n  hint: {help}");
+        }
+        out.push(msg);
+    }
+}
+
+/// `gatehouse policy validate DIR`: schema, parse and strict validation, the
+/// annotations every policy needs, and that every action can be permitted.
+pub fn validate(dir: &Path) -> Outcome {
+    let bundle = gatehouse_bake::read_policies(dir).map_err(|e| {
+        format!(
+            "error: {e}\n  hint: point at the directory holding gatehouse.cedarschema and the .cedar files"
+        )
+    })?;
+    let mut problems = Vec::new();
+    for f in &bundle.policies {
+        parse_problems(&f.file, &f.text, &mut problems);
+    }
+    if problems.is_empty() {
+        match check(&bundle) {
+            Ok(report) => {
+                return Ok(format!(
+                    "{}: {} policies in {} files, {} actions, {} rules: valid",
+                    dir.display(),
+                    report.policies,
+                    bundle.policies.len(),
+                    report.actions,
+                    report.rules.len()
+                ));
+            }
+            Err(found) => {
+                for p in found {
+                    let mut msg = format!("error: {}", p.message);
+                    match place_of_id(&bundle, &p.location, p.offset) {
+                        Some(place) => {
+                            let _ = write!(msg, "\n  --> {} (policy {})", place.show(), p.location);
+                        }
+                        None => {
+                            let _ = write!(msg, "\n  --> {}", p.location);
+                        }
+                    }
+                    problems.push(msg);
+                }
+            }
+        }
+    }
+    Err(format!(
+        "{}\n\n{}: {} problem{}",
+        problems.join("\n\n"),
+        dir.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    ))
+}
+
+/// `gatehouse policy test DIR --tables TABLES`: every decision table of
+/// TABLES answered under DIR's policies; a table of the failures with the
+/// reasons that were returned.
+pub fn test(dir: &Path, tables: &Path) -> Outcome {
+    validate(dir)?;
+    let (engine, _) = gatehouse_vectors::native_engine(dir)?;
+    let vectors = gatehouse_vectors::load_hand(tables)?;
+    let mut failures = Vec::new();
+    for v in &vectors {
+        let out = json::handle(Some(&engine), &v.input);
+        if let Err(why) = gatehouse_vectors::check(v, &out) {
+            let got = match serde_json::from_slice::<Answer>(&out) {
+                Ok(Answer::Success {
+                    decision: Some(d), ..
+                }) => format!(
+                    "{} {}",
+                    if d.allowed { "allowed" } else { "denied" },
+                    d.reasons
+                        .iter()
+                        .map(|r| format!("[{}] {}", r.policy, r.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                _ => String::from_utf8_lossy(&out).chars().take(300).collect(),
+            };
+            failures.push(format!(
+                "FAIL {}  ({})\n     mismatch: {why}\n     returned: {got}",
+                v.name,
+                v.rule.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    let summary = format!(
+        "{} decision tables: {} passed, {} failed (policies {}, hash {})",
+        vectors.len(),
+        vectors.len() - failures.len(),
+        failures.len(),
+        dir.display(),
+        engine.policy_hash()
+    );
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!("{}\n\n{summary}", failures.join("\n")))
+    }
+}
+
+/// `gatehouse policy fmt DIR [--check]`: Cedar's own formatter over every
+/// `.cedar` file (80 columns, 2 spaces; comments kept). With `check`,
+/// nothing is written and any file that would change is an error.
+pub fn fmt(dir: &Path, check: bool) -> Outcome {
+    let bundle = gatehouse_bake::read_policies(dir).map_err(|e| e.to_string())?;
+    let config = cedar_policy_formatter::Config {
+        line_width: 80,
+        indent_width: 2,
+    };
+    let mut changed = Vec::new();
+    for f in &bundle.policies {
+        let pretty = cedar_policy_formatter::policies_str_to_pretty(&f.text, &config)
+            .map_err(|e| {
+                format!(
+                    "error: {}: cannot format: {e}\n  hint: `gatehouse policy validate {}` shows where",
+                    f.file,
+                    dir.display()
+                )
+            })?;
+        if pretty == f.text {
+            continue;
+        }
+        if !check {
+            // Write beside and rename: an interrupted run leaves each file
+            // whole, old or new.
+            let path = dir.join(&f.file);
+            let tmp = dir.join(format!(".{}.fmt-tmp", f.file));
+            std::fs::write(&tmp, &pretty)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| format!("error: {}: {e}", path.display()))?;
+        }
+        changed.push(f.file.clone());
+    }
+    match (check, changed.is_empty()) {
+        (_, true) => Ok(format!(
+            "{}: {} files formatted",
+            dir.display(),
+            bundle.policies.len()
+        )),
+        (true, false) => Err(format!(
+            "{} not formatted: {}\n  hint: run `gatehouse policy fmt {}`",
+            if changed.len() == 1 {
+                "a file is"
+            } else {
+                "files are"
+            },
+            changed.join(", "),
+            dir.display()
+        )),
+        (false, false) => Ok(format!(
+            "{}: reformatted {}",
+            dir.display(),
+            changed.join(", ")
+        )),
+    }
+}
+
+/// What `gatehouse policy publish` needs.
+#[derive(Debug, Clone)]
+pub struct Publish<'a> {
+    /// The policy directory.
+    pub dir: &'a Path,
+    /// The decision tables.
+    pub tables: &'a Path,
+    /// A built module whose engine the policies are baked into.
+    pub engine: &'a Path,
+    /// Who publishes.
+    pub author: &'a str,
+    /// Why.
+    pub message: &'a str,
+    /// When (unix seconds).
+    pub now: i64,
+}
+
+/// `gatehouse policy publish`: validate, run the decision tables, bake the
+/// module, load it as a server would, and record it in the store as the
+/// newest version. Nothing is recorded when any step fails.
+pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
+    use sha2::{Digest, Sha256};
+    let start = std::time::Instant::now();
+    let mut log = Vec::new();
+    log.push(validate(p.dir)?);
+    log.push(test(p.dir, p.tables)?);
+    let bundle = gatehouse_bake::read_policies(p.dir).map_err(|e| e.to_string())?;
+    let engine = std::fs::read(p.engine).map_err(|e| {
+        format!(
+            "error: cannot read the module `{}`: {e}\n  hint: build it with `cargo xtask wasm`, or name one with --module",
+            p.engine.display()
+        )
+    })?;
+    let (module, _) = gatehouse_bake::bake_bytes(&engine, &bundle).map_err(|e| e.to_string())?;
+    let module_sha256 = gatehouse_policy::engine::hex(&Sha256::digest(&module));
+    let policy_hash = gatehouse_policy::engine::hex(&Sha256::digest(bundle.to_bytes()));
+    // The engine code is the module's, byte for byte (a host already runs
+    // it); what changed is the policy section. Read it back from the baked
+    // bytes and load it as every host will. Compiling the whole module
+    // again here would take seconds; a host that cannot load a version
+    // keeps serving the one it has and says why (`versions::watch`).
+    let section = gatehouse_policy::module::policy_section(&module)
+        .map_err(|e| format!("error: the baked module: {e}"))?;
+    let loaded = gatehouse_policy::engine::Engine::from_bundle_bytes(section)
+        .map_err(|e| format!("error: the baked policies do not load: {e}"))?;
+    if loaded.policy_hash() != policy_hash {
+        return Err(format!(
+            "error: the baked module answers with policy hash {}, not {policy_hash}",
+            loaded.policy_hash()
+        ));
+    }
+    if let Some(newest) = crate::versions::newest(store)
+        .await
+        .map_err(|e| e.to_string())?
+        && newest.module_sha256 == module_sha256
+    {
+        log.push(format!(
+            "nothing to publish: version {} already has these policies (module sha256 {module_sha256})",
+            newest.version
+        ));
+        return Ok(log.join("\n"));
+    }
+    let v = crate::versions::record(
+        store,
+        &crate::versions::NewVersion {
+            module: &module,
+            module_sha256: &module_sha256,
+            policy_hash: &policy_hash,
+            author: p.author,
+            message: p.message,
+            at: p.now,
+            rollback_of: None,
+        },
+    )
+    .await
+    .map_err(|e| format!("error: cannot record the version: {e}"))?;
+    log.push(format!(
+        "published version {} in {} ms: module sha256 {}, policy hash {}, {} bytes\nrunning hosts switch to it within their poll interval (`gatehouse serve --policy-poll-ms`)",
+        v.version,
+        start.elapsed().as_millis(),
+        v.module_sha256,
+        v.policy_hash,
+        v.size
+    ));
+    Ok(log.join("\n"))
+}

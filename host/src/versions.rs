@@ -1,0 +1,253 @@
+//! Published policy modules in the store, and the watcher that hot-swaps
+//! them into a running host.
+//!
+//! Why the store: every host already reads it, so publishing is one insert
+//! and there is nothing else to deploy. The newest version is the one hosts
+//! serve; a rollback publishes an older version's bytes again as a new
+//! version, so the history only grows and says who went back, and when.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use crate::gate::Gate;
+use crate::store::Store;
+
+/// One published version, without its bytes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Version {
+    /// 1, 2, 3… in publishing order.
+    pub version: i64,
+    /// sha256 of the module bytes.
+    pub module_sha256: String,
+    /// sha256 of the policy bundle: what every decision and audit row names.
+    pub policy_hash: String,
+    /// Who published it.
+    pub author: String,
+    /// Why.
+    pub message: String,
+    /// When (unix seconds).
+    pub published_at: i64,
+    /// The version whose bytes a rollback published again.
+    pub rollback_of: Option<i64>,
+    /// Module size in bytes.
+    pub size: i64,
+}
+
+const COLUMNS: &str = "version, module_sha256, policy_hash, author, message, published_at, rollback_of, length(module) AS size";
+
+fn version(row: &sqlx::sqlite::SqliteRow) -> Result<Version, sqlx::Error> {
+    Ok(Version {
+        version: row.try_get("version")?,
+        module_sha256: row.try_get("module_sha256")?,
+        policy_hash: row.try_get("policy_hash")?,
+        author: row.try_get("author")?,
+        message: row.try_get("message")?,
+        published_at: row.try_get("published_at")?,
+        rollback_of: row.try_get("rollback_of")?,
+        size: row.try_get("size")?,
+    })
+}
+
+/// What a new version is made of.
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    /// The baked module.
+    pub module: &'a [u8],
+    /// Its sha256.
+    pub module_sha256: &'a str,
+    /// The policy bundle's sha256.
+    pub policy_hash: &'a str,
+    /// Who publishes.
+    pub author: &'a str,
+    /// Why.
+    pub message: &'a str,
+    /// When (unix seconds).
+    pub at: i64,
+    /// Set by [`rollback`].
+    pub rollback_of: Option<i64>,
+}
+
+/// Records a new version; it becomes the newest.
+pub async fn record(store: &Store, new: &NewVersion<'_>) -> Result<Version, sqlx::Error> {
+    let mut tx = store.begin_write().await?;
+    let row = sqlx::query(&format!(
+        "INSERT INTO policy_versions (module_sha256, policy_hash, author, message, published_at, rollback_of, module) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(new.module_sha256)
+    .bind(new.policy_hash)
+    .bind(new.author)
+    .bind(new.message)
+    .bind(new.at)
+    .bind(new.rollback_of)
+    .bind(new.module)
+    .fetch_one(&mut *tx)
+    .await?;
+    let v = version(&row)?;
+    tx.commit().await?;
+    Ok(v)
+}
+
+/// Every version, newest first.
+pub async fn history(store: &Store) -> Result<Vec<Version>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM policy_versions ORDER BY version DESC"
+    ))
+    .fetch_all(store.pool())
+    .await?
+    .iter()
+    .map(version)
+    .collect()
+}
+
+/// The newest version, if anything was published.
+pub async fn newest(store: &Store) -> Result<Option<Version>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1"
+    ))
+    .fetch_optional(store.pool())
+    .await?
+    .as_ref()
+    .map(version)
+    .transpose()
+}
+
+/// One version's module bytes.
+pub async fn module(store: &Store, version: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT module FROM policy_versions WHERE version = ?")
+        .bind(version)
+        .fetch_optional(store.pool())
+        .await
+}
+
+/// Publishes the bytes of `version` again as a new version.
+pub async fn rollback(
+    store: &Store,
+    to: i64,
+    author: &str,
+    message: &str,
+    at: i64,
+) -> Result<Version, String> {
+    let old = sqlx::query(&format!(
+        "SELECT {COLUMNS}, module FROM policy_versions WHERE version = ?"
+    ))
+    .bind(to)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| format!("there is no version {to}; `gatehouse policy history` lists them"))?;
+    let bytes: Vec<u8> = old.try_get("module").map_err(|e| e.to_string())?;
+    let v = version(&old).map_err(|e| e.to_string())?;
+    record(
+        store,
+        &NewVersion {
+            module: &bytes,
+            module_sha256: &v.module_sha256,
+            policy_hash: &v.policy_hash,
+            author,
+            message,
+            at,
+            rollback_of: Some(to),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Why [`refresh`] did not switch.
+#[derive(Debug)]
+pub enum Refresh {
+    /// Reading the store failed; worth retrying.
+    Store(String),
+    /// The newest version's module (`sha`) does not load.
+    Load {
+        /// Its sha256.
+        sha: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for Refresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refresh::Store(m) | Refresh::Load { message: m, .. } => f.write_str(m),
+        }
+    }
+}
+
+/// Makes the gate serve the newest published version if it is not already
+/// serving it (nor is it the module `skip`, one that failed to load).
+/// Returns the version it switched to.
+pub async fn refresh(
+    gate: &Gate,
+    store: &Store,
+    skip: Option<&str>,
+) -> Result<Option<Version>, Refresh> {
+    let Some(newest) = newest(store)
+        .await
+        .map_err(|e| Refresh::Store(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let sha = newest.module_sha256.clone();
+    if sha == gate.module_sha256() || Some(sha.as_str()) == skip {
+        return Ok(None);
+    }
+    let bytes = module(store, newest.version)
+        .await
+        .map_err(|e| Refresh::Store(e.to_string()))?
+        .ok_or_else(|| Refresh::Store(format!("version {} vanished", newest.version)))?;
+    let g = gate.clone();
+    tokio::task::spawn_blocking(move || g.swap(bytes))
+        .await
+        .map_err(|e| Refresh::Store(e.to_string()))?
+        .map_err(|e| Refresh::Load {
+            sha: sha.clone(),
+            message: format!(
+                "version {} (module {}) does not load: {e}; still serving module {}",
+                newest.version,
+                newest.module_sha256,
+                gate.module_sha256()
+            ),
+        })?;
+    Ok(Some(newest))
+}
+
+/// Polls the store every `every` and hot-swaps newly published versions.
+/// A version that fails to load is reported once and skipped until a newer
+/// one is published.
+pub async fn watch(gate: Gate, store: Store, every: Duration) {
+    let mut failed: Option<String> = None;
+    let mut said: Option<String> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        match refresh(&gate, &store, failed.as_deref()).await {
+            Ok(Some(v)) => {
+                failed = None;
+                said = None;
+                println!(
+                    "gatehouse: now serving policy version {} (module sha256 {}, policy hash {}) published by {}: {}",
+                    v.version, v.module_sha256, v.policy_hash, v.author, v.message
+                );
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // A store hiccup is retried; a module that does not load is
+                // skipped until a newer version is published.
+                let e = match e {
+                    Refresh::Store(e) => e,
+                    Refresh::Load { sha, message } => {
+                        failed = Some(sha);
+                        message
+                    }
+                };
+                if said.as_deref() != Some(e.as_str()) {
+                    eprintln!("gatehouse: {e}");
+                    said = Some(e);
+                }
+            }
+        }
+    }
+}

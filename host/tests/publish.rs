@@ -1,0 +1,534 @@
+//! Changing the rules on a live system: `gatehouse policy impact` against
+//! decisions recorded through the HTTP API (checked against a brute-force
+//! re-evaluation in wasmtime), `publish` / `history` / `rollback`, and a
+//! hot swap under load with a real server process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use gatehouse_host::Gate;
+use gatehouse_policy::{Check, Reason};
+use serde_json::{Value, json};
+
+/// "Admins may no longer suspend": R7.suspend keeps owners for both and
+/// admins only for unsuspend.
+fn admins_may_not_suspend() -> std::path::PathBuf {
+    common::policies_with("no-admin-suspend", "r07_suspend.cedar", |t| {
+        t.replacen(
+            "when { principal in resource.account.admins };",
+            "when {\n  principal in resource.account.owners ||\n  (action == Action::\"unsuspend\" && principal in resource.account.admins)\n};",
+            1,
+        )
+    })
+}
+
+/// The module with `dir`'s policies baked into the built engine, loaded in
+/// wasmtime: the path a server takes, not the native engine `impact` uses.
+fn baked_gate(dir: &std::path::Path) -> Gate {
+    let bundle = gatehouse_bake::read_policies(dir).unwrap();
+    let engine = std::fs::read(common::module_path()).unwrap();
+    let (module, _) = gatehouse_bake::bake_bytes(&engine, &bundle).unwrap();
+    Gate::from_bytes(module).unwrap()
+}
+
+fn sorted(reasons: &[Reason]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = reasons
+        .iter()
+        .map(|r| (r.policy.clone(), r.message.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn impact_reports_exactly_the_decisions_that_flip() {
+    let t = common::acme().await;
+    // Real decisions through the API: allowed and denied, by admins and owners.
+    let attempts = [
+        ("ada", "bea", "suspend"),     // admin: allowed, flips
+        ("ada", "bea", "unsuspend"),   // admin unsuspend: allowed, stays
+        ("ada", "sam", "suspend"),     // admin: allowed, flips
+        ("olivia", "rita", "suspend"), // owner: allowed, stays
+        ("olivia", "rita", "unsuspend"),
+        ("bea", "sam", "unsuspend"),  // basic member: denied, stays
+        ("ada", "olivia", "suspend"), // admin on an owner: denied
+        ("ada", "ada", "suspend"),    // herself: denied
+        ("ada", "bob", "suspend"),    // admin: allowed, flips
+    ];
+    for (who, whom, what) in attempts {
+        let (s, body) = t
+            .post(
+                who,
+                &format!("/v1/accounts/agency/members/{whom}/{what}"),
+                json!({}),
+            )
+            .await;
+        assert!(
+            s.as_u16() == 200 || s.as_u16() == 403,
+            "{who} {what} {whom}: {s} {body}"
+        );
+    }
+    let (s, body) = t
+        .call(
+            Some("olivia"),
+            axum::http::Method::PUT,
+            "/v1/accounts/agency/members/sam/nickname",
+            Some(json!({"nickname": "Sammy"})),
+        )
+        .await;
+    assert!(s.is_success() || s.as_u16() == 403, "{s} {body}");
+    let audit = t
+        .rows("SELECT id, actor, action, decision, reasons, request FROM audit ORDER BY id")
+        .await;
+    assert!(audit.len() >= attempts.len(), "{audit:#?}");
+
+    let dir = admins_may_not_suspend();
+    let db = t.dir.0.join("test.db");
+    let store = format!("sqlite://{}", db.display());
+    let (code, out) = common::gatehouse(&[
+        "policy",
+        "impact",
+        dir.to_str().unwrap(),
+        "--store",
+        &store,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let reported: BTreeSet<(i64, String)> = report["flips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["audit_id"].as_i64().unwrap(),
+                f["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+
+    // Brute force: every recorded question asked again, through the baked
+    // module in wasmtime, and compared with what was recorded.
+    let gate = baked_gate(&dir);
+    let mut expected = BTreeSet::new();
+    for row in &audit {
+        let check: Check = serde_json::from_str(row["request"].as_str().unwrap()).unwrap();
+        let now = gate.authorize(&check).unwrap().answer;
+        let was_allowed = row["decision"] != "denied";
+        let was: Vec<Reason> = serde_json::from_str(row["reasons"].as_str().unwrap()).unwrap();
+        let kind = match (was_allowed, now.allowed) {
+            (true, false) => "allow_to_deny",
+            (false, true) => "deny_to_allow",
+            _ if sorted(&was) != sorted(&now.reasons) => "reasons_changed",
+            _ => continue,
+        };
+        expected.insert((row["id"].as_i64().unwrap(), kind.to_owned()));
+    }
+    assert_eq!(reported, expected, "{out}");
+    assert_eq!(report["replayed"].as_u64().unwrap() as usize, audit.len());
+
+    // And what the scenario says: every suspension by the admin changes and
+    // nothing else does. Her allowed ones are denied now; her denied ones
+    // (an owner, herself) stay denied but now also name the permit she no
+    // longer meets.
+    let admin_suspends: BTreeSet<(i64, String)> = audit
+        .iter()
+        .filter(|r| r["actor"] == "user:ada" && r["action"] == "suspend")
+        .map(|r| {
+            let kind = if r["decision"] == "allowed" {
+                "allow_to_deny"
+            } else {
+                "reasons_changed"
+            };
+            (r["id"].as_i64().unwrap(), kind.to_owned())
+        })
+        .collect();
+    assert_eq!(admin_suspends.len(), 5);
+    assert_eq!(reported, admin_suspends, "{out}");
+    let group = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "allow_to_deny")
+        .unwrap();
+    assert_eq!(group["action"], "suspend");
+    assert_eq!(group["rule"], "R7.suspend");
+    assert_eq!(group["decisions"], 3);
+
+    // For people: the summary and the group.
+    let (code, text) =
+        common::gatehouse(&["policy", "impact", dir.to_str().unwrap(), "--store", &store]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("5 would change: 3 allow → deny, 0 deny → allow, 2 reasons changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("suspend · R7.suspend · allow → deny: 3 decisions"),
+        "{text}"
+    );
+    assert!(text.contains("user:ada → membership:agency/bea"), "{text}");
+
+    // The policies they were decided under flip nothing.
+    let (code, text) = common::gatehouse(&["policy", "impact", "policies", "--store", &store]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("no decision would change"), "{text}");
+
+    // --since after every record: nothing replayed.
+    let (code, text) = common::gatehouse(&[
+        "policy",
+        "impact",
+        dir.to_str().unwrap(),
+        "--store",
+        &store,
+        "--since",
+        "2100-01-01",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("replayed 0 recorded decisions"), "{text}");
+}
+
+fn published_version(out: &str) -> i64 {
+    let rest = out
+        .split("published version ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version in: {out}"));
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn publish_records_versions_refuses_broken_policies_and_rolls_back() {
+    let tmp = common::TempDir::new();
+    let db = tmp.0.join("store.db");
+    let db = db.to_str().unwrap();
+    let (code, out) = common::gatehouse(&["policy", "history", "--db", db]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing published yet"), "{out}");
+
+    let (code, out) = common::gatehouse(&[
+        "policy", "publish", "--db", db, "-m", "first", "--author", "pat",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(published_version(&out), 1);
+    println!("{out}");
+    let (code, out) = common::gatehouse(&["policy", "publish", "--db", db, "-m", "again"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("nothing to publish: version 1 already has these policies"),
+        "{out}"
+    );
+
+    let changed = admins_may_not_suspend();
+    let (code, out) = common::gatehouse(&[
+        "policy",
+        "publish",
+        changed.to_str().unwrap(),
+        "--db",
+        db,
+        "-m",
+        "admins no longer suspend",
+        "--author",
+        "pat",
+    ]);
+    // The tables encode "admins suspend members": the change must be
+    // refused by them, and nothing recorded.
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+
+    // A change that decides the same passes the tables and is published.
+    let reworded = common::policies_with("reworded", "r06_nickname.cedar", |t| {
+        t.replacen("// ", "// (reworded) ", 1)
+    });
+    let (code, out) = common::gatehouse(&[
+        "policy",
+        "publish",
+        reworded.to_str().unwrap(),
+        "--db",
+        db,
+        "-m",
+        "reword",
+        "--author",
+        "pat",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(published_version(&out), 2);
+    let newest = 2;
+
+    // Broken policies are refused before anything is baked.
+    let parse = common::policies_with("parse", "r05_roles.cedar", |t| {
+        t.replacen("permit (", "permit (principal is User,,", 1)
+    });
+    let (code, out) = common::gatehouse(&[
+        "policy",
+        "publish",
+        parse.to_str().unwrap(),
+        "--db",
+        db,
+        "-m",
+        "broken",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("r05_roles.cedar:7:27"), "{out}");
+
+    let (code, out) =
+        common::gatehouse(&["policy", "rollback", "1", "--db", db, "--author", "pat"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(published_version(&out), newest + 1);
+    let (code, out) = common::gatehouse(&["policy", "rollback", "99", "--db", db]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("there is no version 99"), "{out}");
+
+    let (code, out) = common::gatehouse(&["policy", "history", "--db", db]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(" v")).collect();
+    assert_eq!(lines.len() as i64, newest + 1, "{out}");
+    assert!(lines[0].starts_with("* v"), "{out}");
+    assert!(lines[0].contains("(rollback to v1)"), "{out}");
+    assert!(lines.last().unwrap().contains("pat"), "{out}");
+    // The rollback serves version 1's bytes.
+    let sha = |l: &str| l.split("module ").nth(1).unwrap()[..12].to_owned();
+    assert_eq!(sha(lines[0]), sha(lines.last().unwrap()), "{out}");
+}
+
+/// A `gatehouse serve` process on a port the system picks.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "serve",
+            "--db",
+            db,
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--www",
+            "/nonexistent",
+            "--policy-poll-ms",
+            "100",
+        ])
+        .current_dir(common::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("the server exited").unwrap();
+        if let Some(rest) = line.strip_prefix("gatehouse listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            println!("[server] {line}");
+        }
+    });
+    Server { child, base }
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<axum::body::Bytes>,
+>;
+
+/// One request: status and the policy hash the response announces.
+async fn send(
+    client: &Client,
+    method: &str,
+    url: &str,
+    token: &str,
+) -> Result<(u16, String), String> {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(axum::body::Bytes::from_static(
+            b"{}",
+        )))
+        .map_err(|e| e.to_string())?;
+    let res = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let hash = res
+        .headers()
+        .get("x-gatehouse-policy-hash")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    use http_body_util::BodyExt as _;
+    res.into_body().collect().await.map_err(|e| e.to_string())?;
+    Ok((status, hash))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_published_module_is_hot_swapped_under_load_without_a_failed_request() {
+    let tmp = common::TempDir::new();
+    let db = tmp.0.join("live.db");
+    let db_s = db.to_str().unwrap().to_owned();
+    let server = serve(&db_s);
+    let (code, token) = common::gatehouse(&["token", "--db", &db_s, "--email", "olivia@acme.test"]);
+    assert_eq!(code, 0, "{token}");
+    let token = token.trim().to_owned();
+    let client: Client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let (_, old_hash) = send(&client, "GET", &format!("{}/health", server.base), &token)
+        .await
+        .unwrap();
+    assert_eq!(old_hash.len(), 64);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    // Writers: the owner suspends and unsuspends four members, one task each
+    // (so no toggle races another); readers list the members.
+    for (i, whom) in ["bea", "sam", "rita", "bob", "", "", ""]
+        .into_iter()
+        .enumerate()
+    {
+        let (client, token, base) = (client.clone(), token.clone(), server.base.clone());
+        let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let (method, url) = if whom.is_empty() {
+                    ("GET", format!("{base}/v1/accounts/agency/members"))
+                } else {
+                    let what = if n.is_multiple_of(2) {
+                        "suspend"
+                    } else {
+                        "unsuspend"
+                    };
+                    (
+                        "POST",
+                        format!("{base}/v1/accounts/agency/members/{whom}/{what}"),
+                    )
+                };
+                match send(&client, method, &url, &token).await {
+                    Ok((200, _)) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("task {i}: {method} {url}: {other:?}")),
+                }
+                n += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = ok.load(Ordering::Relaxed);
+
+    // Publish while the load runs: a reworded reason, so every decision
+    // stays the same but the policy hash changes.
+    let reworded = common::policies_with("hot-swap", "r01_members.cedar", |t| {
+        t.replacen("// ", "// (reworded) ", 1)
+    });
+    let published = tokio::task::spawn_blocking({
+        let db = db_s.clone();
+        move || {
+            common::gatehouse(&[
+                "policy",
+                "publish",
+                reworded.to_str().unwrap(),
+                "--db",
+                &db,
+                "-m",
+                "hot swap under load",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(published.0, 0, "{}", published.1);
+    let new_hash = published
+        .1
+        .split("policy hash ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_hash, old_hash);
+
+    // Until the server announces the new module, then a while longer.
+    // A debug build compiles the module slowly; a release host takes ~1 s.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, hash) = send(&client, "GET", &format!("{}/health", server.base), &token)
+            .await
+            .unwrap();
+        if hash == new_hash {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never switched to {new_hash}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    let total = ok.load(Ordering::Relaxed);
+    println!(
+        "{total} requests succeeded ({before} before the publish), {} failed",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(total > before + 20, "the load kept going after the publish");
+
+    // Audit rows switch hash once, from the old to the new.
+    let store = gatehouse_host::Store::open(&db).await.unwrap();
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT policy_hash FROM audit ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let switches = hashes.windows(2).filter(|w| w[0] != w[1]).count();
+    assert_eq!(
+        switches,
+        1,
+        "hashes: {:?}",
+        hashes.iter().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(hashes.first(), Some(&old_hash));
+    assert_eq!(hashes.last(), Some(&new_hash));
+    let old_rows = hashes.iter().filter(|h| **h == old_hash).count();
+    println!(
+        "audit: {old_rows} rows under {}…, then {} under {}…",
+        &old_hash[..12],
+        hashes.len() - old_rows,
+        &new_hash[..12]
+    );
+    drop(server);
+}

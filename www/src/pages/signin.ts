@@ -1,0 +1,75 @@
+// Signing in by emailed link, the demo mailbox, and accepting an invitation.
+import { api, setCsrf } from '../api';
+import { h } from '../ui';
+import { failed, setNotice } from '../app';
+
+/** The sign-in form. */
+export function signInPage(demo: boolean): HTMLElement {
+  const email = h('input', { id: 'signin-email', type: 'email', name: 'email', autocomplete: 'email', required: true });
+  const out = h('div', { role: 'status' });
+  return h(
+    'section',
+    { class: 'narrow' },
+    h('h1', {}, 'Sign in to Gatehouse'),
+    h(
+      'form',
+      {
+        class: 'card',
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          try {
+            await api('POST', '/v1/auth/sign-in', { email: email.value });
+            out.replaceChildren(h('p', {}, `If ${email.value} has an account, a sign-in link is on its way. It works once, for 15 minutes.`));
+            if (demo) out.append(h('p', {}, 'Demo mode: ', h('a', { href: `#/mailbox?to=${encodeURIComponent(email.value)}` }, 'open the demo mailbox')));
+          } catch (err) {
+            out.replaceChildren(failed(err));
+          }
+        },
+      },
+      h('label', { for: 'signin-email' }, 'Email address'),
+      email,
+      h('button', { type: 'submit', class: 'primary' }, 'Email me a sign-in link'),
+      demo ? h('p', { class: 'help' }, 'Demo data: try olivia@acme.test (owner), ada@acme.test (admin) or bea@acme.test (basic).') : null,
+    ),
+    out,
+  );
+}
+
+/** Demo mode: the outbox, so sign-in links can be followed without SMTP. */
+export async function mailboxPage(query: URLSearchParams): Promise<HTMLElement> {
+  const to = query.get('to');
+  const data = await api<{ mails: { id: number; to: string; subject: string; body: string }[] }>('GET', `/v1/demo/mailbox${to ? `?to=${encodeURIComponent(to)}` : ''}`);
+  const linkify = (text: string) =>
+    text.split(/(https?:\/\/\S+)/).map((part) => (/^https?:\/\//.test(part) ? h('a', { href: part }, part) : part));
+  return h(
+    'section',
+    { class: 'narrow' },
+    h('h1', {}, 'Demo mailbox'),
+    h('p', { class: 'help' }, 'Only in demo mode: the mails Gatehouse would send. Newest first.'),
+    ...data.mails.map((m) => h('article', { class: 'card mail', 'data-to': m.to }, h('h2', {}, m.subject), h('p', { class: 'muted' }, `To ${m.to}`), h('pre', {}, ...linkify(m.body)))),
+  );
+}
+
+/** Redeems a sign-in link, then opens the app. */
+export async function redeemPage(token: string): Promise<HTMLElement> {
+  try {
+    const r = await api<{ csrf: string }>('POST', '/v1/auth/redeem', { token, label: navigator.userAgent.includes('HeadlessChrome') ? 'Headless Chromium' : 'Browser' });
+    setCsrf(r.csrf);
+    location.replace('#/');
+    return h('p', {}, 'Signed in.');
+  } catch (err) {
+    return h('section', { class: 'narrow' }, failed(err), h('p', {}, h('a', { href: '#/sign-in' }, 'Ask for a new link')));
+  }
+}
+
+/** Accepts an invitation while signed in. */
+export async function acceptPage(token: string): Promise<HTMLElement> {
+  try {
+    await api('POST', '/v1/invitations/accept', { token });
+    setNotice({ kind: 'ok', text: 'Invitation accepted: welcome!' });
+    location.replace('#/');
+    return h('p', {}, 'Accepted.');
+  } catch (err) {
+    return h('section', { class: 'narrow' }, failed(err));
+  }
+}

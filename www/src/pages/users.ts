@@ -1,0 +1,196 @@
+// The Users page of an account: every member with a ⋮ menu of every action.
+// The whole table's menus come from one batch call into the page's module.
+import { api } from '../api';
+import { ask, type Question } from '../module';
+import { actionMenu, dialog, h, reasonText, table, type MenuItem } from '../ui';
+import type { Ctx } from '../app';
+import type { Decision } from '../gen/module';
+import { inviteDialog } from './invite';
+
+interface Member {
+  user: string;
+  name: string | null;
+  email: string | null;
+  role: string;
+  status: string;
+  nickname: string | null;
+  managed_by_idp: boolean;
+  owned_resources: number;
+}
+
+interface Invitation {
+  id: string;
+  email: string;
+  role: string;
+  status: string;
+}
+
+/** `GET /v1/accounts/{id}/members`. */
+export interface Members {
+  account: { id: string; name: string; parent: string | null; included_seats: number; extra_seats: number };
+  seats: { in_use: number; total: number };
+  members: Member[];
+  action_keys: string[];
+  question: Question;
+}
+
+const ROLES = ['owner', 'admin', 'standard', 'basic'] as const;
+/** What an owner-removal request may ask for: a lower role, or removal. */
+const DROP_TO = ['admin', 'standard', 'basic', 'none'] as const;
+
+/** Renders the Users page. */
+export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement> {
+  const [data, invitations] = await Promise.all([
+    api<Members>('GET', `/v1/accounts/${encodeURIComponent(account)}/members`),
+    api<{ invitations: Invitation[] }>('GET', `/v1/accounts/${encodeURIComponent(account)}/invitations`).catch(() => ({ invitations: [] })),
+  ]);
+  const answers = await ask(data.question);
+  const acc = data.account;
+  const base = `/v1/accounts/${encodeURIComponent(account)}`;
+  const at = (cells: Decision[], key: string): Decision => {
+    const i = data.action_keys.indexOf(key);
+    return cells[i] ?? { allowed: false, outcome: 'error', reasons: [{ policy: 'page', message: `the module gave no answer for ${key}` }] };
+  };
+
+  const rows = data.members.map((m, i) => {
+    const cells = answers.cells[i] ?? [];
+    const who = m.name ?? m.user;
+    const member = `${base}/members/${encodeURIComponent(m.user)}`;
+    const self = m.user === ctx.me.id;
+    const items: MenuItem[] = [
+      {
+        label: 'Edit nickname…',
+        decision: at(cells, 'edit_nickname'),
+        run: () => nicknameDialog(ctx, member, who, m.nickname),
+      },
+      ...ROLES.filter((r) => r !== m.role).map((r) => ({
+        label: `Make ${r}`,
+        decision: at(cells, `change_role:${r}`),
+        run: () => ctx.change('PUT', `${member}/role`, { role: r }, `${who} is now ${r} of ${acc.name}.`),
+      })),
+      m.status === 'suspended'
+        ? { label: 'Unsuspend', decision: at(cells, 'unsuspend'), run: () => ctx.change('POST', `${member}/unsuspend`, {}, `${who} is active again.`) }
+        : { label: 'Suspend', decision: at(cells, 'suspend'), run: () => ctx.change('POST', `${member}/suspend`, {}, `${who} is suspended.`) },
+      ...(m.role === 'owner'
+        ? [
+            (() => {
+              const choices = DROP_TO.map((r) => ({ role: r, decision: at(cells, `request_owner_removal:${r}`) }));
+              return {
+                label: 'Request owner removal…',
+                decision: choices.find((c) => c.decision.allowed)?.decision ?? choices[0]!.decision,
+                run: () => ownerRemovalDialog(ctx, base, m.user, who, choices),
+              };
+            })(),
+          ]
+        : []),
+      ...(self
+        ? [
+            { label: 'Step down to admin', decision: at(cells, 'step_down:admin'), run: () => ctx.change('POST', `${base}/step-down`, { role: 'admin' }, 'You stepped down to admin.') },
+            { label: 'Leave this account', danger: true, decision: at(cells, 'leave'), run: () => confirmThen(`Leave ${acc.name}?`, () => ctx.change('POST', `${base}/leave`, {}, `You left ${acc.name}.`)) },
+          ]
+        : []),
+      {
+        label: 'Remove from account',
+        danger: true,
+        decision: at(cells, 'remove_member'),
+        run: () => confirmThen(`Remove ${who} from ${acc.name}?`, () => ctx.change('DELETE', member, undefined, `${who} was removed from ${acc.name}.`)),
+      },
+    ];
+    return h(
+      'tr',
+      { 'data-user': m.user },
+      h('td', { 'data-label': 'Name' }, h('span', { class: 'name' }, who), m.nickname ? h('span', { class: 'nick' }, ` “${m.nickname}”`) : null, self ? h('span', { class: 'tag' }, 'you') : null),
+      h('td', { 'data-label': 'Email' }, m.email ?? ''),
+      h('td', { 'data-label': 'Role' }, m.role, m.managed_by_idp ? h('span', { class: 'tag' }, 'SSO') : null),
+      h('td', { 'data-label': 'Status' }, h('span', { class: `status ${m.status}` }, m.status)),
+      h('td', { class: 'actions' }, actionMenu(`Actions for ${who}`, items)),
+    );
+  });
+  const invited = invitations.invitations
+    .filter((v) => v.status === 'pending' || v.status === 'expired')
+    .map((v) =>
+      h(
+        'tr',
+        { class: 'invited' },
+        h('td', { 'data-label': 'Name' }, h('span', { class: 'name muted' }, '(invited)')),
+        h('td', { 'data-label': 'Email' }, v.email),
+        h('td', { 'data-label': 'Role' }, v.role),
+        h('td', { 'data-label': 'Status' }, h('span', { class: `status ${v.status}` }, v.status === 'pending' ? 'invited' : 'expired')),
+        h('td', { class: 'actions' }, h('a', { href: `#/a/${account}/invitations` }, 'Manage')),
+      ),
+    );
+
+  return h(
+    'section',
+    { 'aria-labelledby': 'users-title' },
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', { id: 'users-title' }, `Users of ${acc.name}`),
+      h('p', { class: 'seats', 'data-testid': 'seats' }, `Seats: ${data.seats.in_use} used of ${data.seats.total}`),
+      h('button', { type: 'button', class: 'primary', onclick: () => void inviteDialog(ctx, account) }, 'Invite users'),
+    ),
+    table({ class: 'users' }, ['Name', 'Email', 'Role', 'Status'], [...rows, ...invited], { actions: true, caption: `Members of ${acc.name} and their actions` }),
+  );
+}
+
+function confirmThen(question: string, then: () => Promise<unknown>): void {
+  dialog(question, (close) =>
+    h(
+      'form',
+      { method: 'dialog', onsubmit: (e: Event) => { e.preventDefault(); close(); void then(); } },
+      h('div', { class: 'buttons' }, h('button', { type: 'button', onclick: close }, 'Cancel'), h('button', { type: 'submit', class: 'danger' }, 'Confirm')),
+    ),
+  );
+}
+
+function ownerRemovalDialog(ctx: Ctx, base: string, user: string, who: string, choices: { role: string; decision: Decision }[]): void {
+  dialog(`Ask ${who} to give up the owner role`, (close) => {
+    const options = choices.map((c, i) => {
+      const id = `drop-${c.role}`;
+      const input = h('input', { type: 'radio', name: 'drop', id, value: c.role, disabled: !c.decision.allowed, 'aria-describedby': c.decision.allowed ? null : `${id}-why` });
+      if (i === choices.findIndex((x) => x.decision.allowed)) input.checked = true;
+      return h(
+        'div',
+        { class: 'check' },
+        input,
+        h('label', { for: id }, c.role === 'none' ? 'remove them from the account' : `drop to ${c.role}`),
+        c.decision.allowed ? null : h('span', { class: 'why', id: `${id}-why` }, reasonText(c.decision.reasons)),
+      );
+    });
+    return h(
+      'form',
+      {
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          const role = (new FormData(e.target as HTMLFormElement).get('drop') as string | null) ?? '';
+          close();
+          const what = role === 'none' ? 'their removal' : `dropping to ${role}`;
+          void ctx.change('POST', `${base}/owner-removal-requests`, { target: user, new_role: role }, `Asked ${who} to approve ${what}.`);
+        },
+      },
+      h('p', { class: 'help' }, `${who} approves or declines the request on the Owner removal page; it expires if they do neither.`),
+      h('fieldset', {}, h('legend', {}, 'What the request asks for'), ...options),
+      h('div', { class: 'buttons' }, h('button', { type: 'button', onclick: close }, 'Cancel'), h('button', { type: 'submit', class: 'primary' }, 'Send request')),
+    );
+  });
+}
+
+function nicknameDialog(ctx: Ctx, member: string, who: string, current: string | null): void {
+  dialog(`Nickname of ${who}`, (close) => {
+    const input = h('input', { name: 'nickname', value: current ?? '', maxlength: 64, 'aria-label': 'Nickname' });
+    return h(
+      'form',
+      {
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          close();
+          const nickname = input.value.trim() || null;
+          void ctx.change('PUT', `${member}/nickname`, { nickname }, `Nickname of ${who} saved.`);
+        },
+      },
+      h('label', {}, 'Nickname (empty to clear) ', input),
+      h('div', { class: 'buttons' }, h('button', { type: 'button', onclick: close }, 'Cancel'), h('button', { type: 'submit', class: 'primary' }, 'Save')),
+    );
+  });
+}

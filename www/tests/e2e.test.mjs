@@ -1,0 +1,302 @@
+// End-to-end: the pages against the real host on loopback, in Debian's
+// Chromium. Each test gets its own host and fresh demo data (the Acme
+// agency: olivia and oscar own it, ada is an admin, bea and ivan are basic).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, openMenu, row, shot, signIn, startHost } from './harness.mjs';
+
+let browser;
+before(async () => {
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+});
+
+async function withHost(f) {
+  const host = await startHost();
+  try {
+    await f(host);
+  } finally {
+    await host.stop();
+  }
+}
+
+const seats = async (page) => {
+  const m = (await page.getByTestId('seats').textContent()).match(/Seats: (\d+) used of (\d+)/);
+  assert.ok(m, 'the seat count is shown');
+  return { used: Number(m[1]), total: Number(m[2]) };
+};
+
+test('a basic member sees every action disabled with its reason, from one batch call, equal to the server', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'bea@acme.test');
+    await shot(page, 'users-basic');
+    // The switcher's and the table's answers: one batch call each.
+    assert.equal(await page.evaluate(() => window.gatehouse.stats.batchCalls), 2);
+    const menu = await openMenu(page, 'olivia');
+    await shot(page, 'users-basic-menu');
+    const items = menu.locator('[role=menuitem]');
+    const n = await items.count();
+    assert.ok(n >= 6, `olivia's menu lists every action (${n})`);
+    for (let i = 0; i < n; i++) {
+      const item = items.nth(i);
+      assert.equal(await item.getAttribute('aria-disabled'), 'true', `${await item.textContent()} is disabled for a basic member`);
+      const why = await item.locator('.why').textContent();
+      assert.ok(why.length > 10, `a disabled item says why: ${why}`);
+      // The reason is tied to the item for screen readers, not a tooltip.
+      const described = await item.getAttribute('aria-describedby');
+      assert.equal(await page.locator(`#${described}`).textContent(), why);
+    }
+    // The page's module answers exactly as the server did, byte for byte.
+    const same = await page.evaluate(async () => {
+      const data = await (await fetch('/v1/accounts/agency/members')).json();
+      const cells = (await window.gatehouse.ask(data.question)).cells;
+      const server = data.members.map((m) => data.action_keys.map((k) => m.actions[k]));
+      const page = cells.map((r) => r.map((d) => ({ allowed: d.allowed, reasons: d.reasons })));
+      return JSON.stringify(server) === JSON.stringify(page);
+    });
+    assert.ok(same, 'browser and server decisions agree');
+  });
+});
+
+test('a page reloads the module when the host announces another one', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'ada@acme.test');
+    assert.equal(await page.evaluate(() => window.gatehouse.stats.loads), 1);
+    const real = await page.evaluate(() => window.gatehouse.loaded().moduleSha256);
+    // One members response announces another module, as after a publish.
+    await page.route('**/v1/accounts/agency/members', async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, headers: { ...response.headers(), 'x-gatehouse-module-sha256': 'f'.repeat(64) } });
+    }, { times: 1 });
+    await page.evaluate(() => { location.hash = '#/a/agency/users?again'; });
+    await page.waitForFunction(() => window.gatehouse.stats.loads === 2);
+    // The page downloaded the module again and checked it against what /v1/module announced.
+    assert.equal(await page.evaluate(() => window.gatehouse.loaded().moduleSha256), real);
+    await page.waitForSelector('table.users');
+
+    // A module whose bytes do not hash to what the host announced is refused.
+    const tampered = await browser.newPage();
+    await tampered.route('**/v1/module', async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, headers: { ...response.headers(), 'x-gatehouse-module-sha256': '0'.repeat(64) } });
+    });
+    await tampered.goto(`${host.url}/#/sign-in`);
+    const problem = tampered.locator('.problem');
+    await problem.waitFor();
+    assert.match(await problem.textContent(), /is not the 0{64} the host announced/);
+  });
+});
+
+test('menus work from the keyboard', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'ada@acme.test');
+    const button = row(page, 'ivan').locator('.menu-button');
+    await button.focus();
+    await page.keyboard.press('ArrowDown');
+    const menu = row(page, 'ivan').locator('[role=menu]');
+    assert.equal(await button.getAttribute('aria-expanded'), 'true');
+    const first = await page.evaluate(() => document.activeElement?.getAttribute('role'));
+    assert.equal(first, 'menuitem', 'ArrowDown opens the menu on its first item');
+    await page.keyboard.press('End');
+    const last = await page.evaluate(() => document.activeElement?.textContent);
+    assert.match(last, /Remove from account/);
+    await page.keyboard.press('Escape');
+    assert.ok(await menu.isHidden(), 'Escape closes the menu');
+    assert.equal(await page.evaluate(() => document.activeElement?.className), 'menu-button', 'focus returns to the button');
+  });
+});
+
+test('an admin cannot remove an owner: disabled, reason shown', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'ada@acme.test');
+    const menu = await openMenu(page, 'olivia');
+    const remove = menu.locator('[data-action="Remove from account"]');
+    assert.equal(await remove.getAttribute('aria-disabled'), 'true');
+    const why = await remove.locator('.why').textContent();
+    assert.match(why, /owner/i, `the reason names the owner rule: ${why}`);
+    await shot(page, 'users-admin-owner-menu');
+    // Clicking a disabled item does nothing.
+    await remove.click({ force: true });
+    assert.equal(await row(page, 'olivia').count(), 1);
+  });
+});
+
+test('an admin removes a member: the row disappears and the seat count drops', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'ada@acme.test');
+    const before = await seats(page);
+    const menu = await openMenu(page, 'bea');
+    await menu.locator('[data-action="Remove from account"]').click();
+    await page.locator('dialog button.danger').click();
+    await page.locator('.notice.ok').waitFor();
+    assert.equal(await row(page, 'bea').count(), 0, 'the row is gone');
+    const after = await seats(page);
+    assert.equal(after.used, before.used - 1, `seats ${before.used} -> ${after.used}`);
+    await shot(page, 'users-admin-removed');
+  });
+});
+
+test('when the server denies what the page allowed, the page shows its reasons and refreshes', async () => {
+  await withHost(async (host) => {
+    const ada = await signIn(browser, host, 'ada@acme.test');
+    const olivia = await signIn(browser, host, 'olivia@acme.test');
+    // ada's page allows removing sam; meanwhile olivia makes sam an owner.
+    const menu = await openMenu(ada, 'sam');
+    const remove = menu.locator('[data-action="Remove from account"]');
+    assert.equal(await remove.getAttribute('aria-disabled'), null);
+    const made = await olivia.evaluate(async () => {
+      const me = await (await fetch('/v1/me')).json();
+      const r = await fetch('/v1/accounts/agency/members/sam/role', { method: 'PUT', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf }, body: JSON.stringify({ role: 'owner' }) });
+      return r.status;
+    });
+    assert.equal(made, 200);
+    await remove.click();
+    await ada.locator('dialog button.danger').click();
+    const notice = ada.locator('.notice.denied');
+    await notice.waitFor();
+    assert.match(await notice.textContent(), /refused/);
+    assert.ok((await notice.locator('.reasons li').count()) >= 1, 'the server reasons are listed');
+    await shot(ada, 'users-race-denied');
+    // Refreshed: sam is an owner now and ada's menu says why she cannot remove him.
+    assert.match(await row(ada, 'sam').locator('td[data-label=Role]').textContent(), /owner/);
+    const again = await openMenu(ada, 'sam');
+    assert.equal(await again.locator('[data-action="Remove from account"]').getAttribute('aria-disabled'), 'true');
+  });
+});
+
+test('an owner-removal request is approved by the target in a second browser context', async () => {
+  await withHost(async (host) => {
+    const olivia = await signIn(browser, host, 'olivia@acme.test');
+    // The demo data has olivia's pending request about oscar: a second one is refused with the reason.
+    let menu = await openMenu(olivia, 'oscar');
+    const ask = menu.locator('[data-action="Request owner removal…"]');
+    assert.equal(await ask.getAttribute('aria-disabled'), 'true');
+    assert.match(await ask.locator('.why').textContent(), /already pending/);
+    // olivia cancels it on the requests page, then asks again from the Users menu.
+    await olivia.goto(`${host.url}/#/a/agency/owners`);
+    const pending = olivia.locator('tr[data-request]', { hasText: 'pending' }).first();
+    await pending.locator('.menu-button').click();
+    await pending.locator('[role=menuitem]', { hasText: 'Cancel request' }).click();
+    await olivia.locator('.notice.ok').waitFor();
+    await olivia.goto(`${host.url}/#/a/agency/users`);
+    await olivia.waitForSelector('table.users');
+    menu = await openMenu(olivia, 'oscar');
+    await menu.locator('[data-action="Request owner removal…"]').click();
+    await olivia.check('#drop-admin');
+    await shot(olivia, 'owner-removal-dialog');
+    await olivia.getByRole('button', { name: 'Send request' }).click();
+    await olivia.locator('.notice.ok').waitFor();
+    const oscar = await signIn(browser, host, 'oscar@acme.test');
+    await oscar.goto(`${host.url}/#/a/agency/owners`);
+    const req = oscar.locator('tr[data-request]', { hasText: 'pending' }).first();
+    await req.waitFor();
+    assert.match(await oscar.locator('tr[data-request]', { hasText: 'cancelled' }).first().textContent(), /cancelled/);
+    await shot(oscar, 'owners-pending');
+    await req.locator('.menu-button').click();
+    await req.locator('[role=menuitem]', { hasText: 'Approve' }).click();
+    await oscar.locator('.notice.ok').waitFor();
+    assert.equal(await oscar.locator('tr[data-request]', { hasText: 'approved' }).count(), 1);
+    await shot(oscar, 'owners-approved');
+    await olivia.reload();
+    await olivia.waitForSelector('table.users');
+    assert.match(await row(olivia, 'oscar').locator('td[data-label=Role]').textContent(), /admin/);
+  });
+});
+
+test('invite three people at once; only grantable roles are offered', async () => {
+  await withHost(async (host) => {
+    const ada = await signIn(browser, host, 'ada@acme.test');
+    await ada.getByRole('button', { name: 'Invite users' }).click();
+    await ada.waitForSelector('dialog form[data-checked="0"]');
+    const roles = await ada.locator('.invite-account[data-account=east] select option').allTextContents();
+    assert.ok(!roles.includes('owner'), `an admin is not offered owner: ${roles}`);
+    assert.ok(roles.includes('basic'));
+    await ada.keyboard.press('Escape');
+
+    const page = await signIn(browser, host, 'olivia@acme.test');
+    // The agency's seats are all in use (its checkbox says so); Acme East has room.
+    await page.getByRole('button', { name: 'Invite users' }).click();
+    await page.waitForSelector('dialog form[data-checked="0"]');
+    assert.match(await page.locator('.invite-account[data-account=agency] .why').textContent(), /seats/);
+    await page.keyboard.press('Escape');
+    await page.goto(`${host.url}/#/a/east/users`);
+    await page.waitForSelector('h1:has-text("Users of Acme East")');
+    const before = await seats(page);
+    await page.getByRole('button', { name: 'Invite users' }).click();
+    await page.waitForSelector('dialog form[data-checked="0"]');
+    const ownerRoles = await page.locator('.invite-account[data-account=east] select option').allTextContents();
+    assert.ok(ownerRoles.includes('owner'), `an owner may invite owners: ${ownerRoles}`);
+    await page.fill('#invite-emails', 'ann@new.test, ben@new.test\ncat@new.test');
+    await page.waitForSelector('dialog form[data-checked="3"]');
+    await page.locator('.invite-account[data-account=east] select').selectOption('standard');
+    await shot(page, 'invite-dialog');
+    await page.getByRole('button', { name: 'Send invitations' }).click();
+    const ok = page.locator('.notice.ok');
+    await ok.waitFor();
+    assert.match(await ok.textContent(), /3 invitations sent/);
+    const after = await seats(page);
+    assert.equal(after.used, before.used + 3, 'pending invitations hold seats');
+    await page.goto(`${host.url}/#/a/east/invitations`);
+    await page.waitForSelector('tr[data-invitation]');
+    const emails = await page.locator('tr[data-invitation] td[data-label=Email]').allTextContents();
+    for (const e of ['ann@new.test', 'ben@new.test', 'cat@new.test']) assert.ok(emails.includes(e), `${e} is listed`);
+    await shot(page, 'invitations');
+  });
+});
+
+test('bulk removal shows progress to completion with per-account results', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'olivia@acme.test');
+    await page.goto(`${host.url}/#/a/agency/bulk`);
+    await page.waitForSelector('#bulk-user');
+    await page.selectOption('#bulk-user', 'bob');
+    await page.getByRole('button', { name: 'Remove from every account' }).click();
+    await page.waitForFunction(() => /finished/.test(document.getElementById('bulk-status')?.textContent ?? ''));
+    const progress = await page.locator('#bulk-progress').evaluate((p) => [p.value, p.max]);
+    assert.equal(progress[0], progress[1], `the bar is full: ${progress}`);
+    assert.ok(progress[1] >= 2, 'the agency and its sub-accounts were processed');
+    const results = await page.locator('#bulk-results li').allTextContents();
+    assert.ok(results.some((r) => /agency: removed/.test(r)), results.join('\n'));
+    assert.ok(results.some((r) => /east: removed/.test(r)), results.join('\n'));
+    await shot(page, 'bulk');
+  });
+});
+
+test('every page renders; at 360 px nothing scrolls sideways', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'olivia@acme.test');
+    // Something for the audit log: one allowed change through the menu, one denied through the API.
+    const menu = await openMenu(page, 'sam');
+    await menu.locator('[data-action="Suspend"]').click();
+    await page.locator('.notice.ok').waitFor();
+    const denied = await page.evaluate(async () => {
+      const me = await (await fetch('/v1/me')).json();
+      return (await fetch('/v1/accounts/agency/members/oscar', { method: 'DELETE', headers: { 'x-csrf-token': me.csrf } })).status;
+    });
+    assert.equal(denied, 403);
+    for (const [hash, name, ready] of [
+      ['#/a/agency/invitations', 'invitations-empty', 'h1'],
+      ['#/a/agency/owners', 'owners', 'h1'],
+      ['#/a/agency/audit', 'audit', 'table.audit'],
+      ['#/a/agency/audit?decision=denied', 'audit-denied', 'tr.denied'],
+      ['#/profile', 'profile', 'tr[data-device]'],
+    ]) {
+      await page.goto(`${host.url}/${hash}`);
+      await page.waitForSelector(ready);
+      await shot(page, name);
+    }
+    const phone = await signIn(browser, host, 'ada@acme.test', { width: 360, height: 740 });
+    const wide = await phone.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 360, `the Users page is ${wide} px wide at 360`);
+    await openMenu(phone, 'olivia');
+    const menuRight = await row(phone, 'olivia').locator('[role=menu]').evaluate((m) => m.getBoundingClientRect().right);
+    assert.ok(menuRight <= 360, `the open menu fits (${menuRight})`);
+    await shot(phone, 'users-360');
+    const signin = await browser.newPage();
+    await signin.goto(`${host.url}/#/sign-in`);
+    await signin.waitForSelector('#signin-email');
+    await shot(signin, 'sign-in');
+  });
+});

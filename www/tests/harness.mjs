@@ -1,0 +1,94 @@
+// The end-to-end harness: a real `gatehouse serve --demo` on loopback with
+// its own SQLite file, and Debian's Chromium driven by playwright-core.
+//
+// Env: GATEHOUSE_BIN (the built host), GATEHOUSE_MODULE (dist/gatehouse.wasm),
+// GATEHOUSE_WWW (www/dist), SCREENSHOTS (where pages are captured).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '../..');
+const env = (name, fallback) => process.env[name] ?? fallback;
+export const SHOTS = env('SCREENSHOTS', join(root, 'target/screenshots'));
+mkdirSync(SHOTS, { recursive: true });
+
+/** Starts a host with fresh demo data; resolves to {url, stop}. */
+export async function startHost() {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
+  const child = spawn(
+    env('GATEHOUSE_BIN', join(root, 'target/debug/gatehouse')),
+    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist'))],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  const url = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`the host did not start in 60 s:\n${log}`)), 60_000);
+    const read = (chunk) => {
+      log += chunk;
+      const m = log.match(/listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    child.on('exit', (code) => fail(new Error(`the host exited (${code}):\n${log}`)));
+  });
+  return {
+    url,
+    log: () => log,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Launches Debian's Chromium (never a downloaded one). */
+export function launch() {
+  return chromium.launch({
+    executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/**
+ * Signs in through the page as a user would: the sign-in form, then the
+ * link from the demo mailbox. Returns the page on the Users page.
+ */
+export async function signIn(browser, host, email, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`[page error] ${email}: ${e.message}`));
+  await page.goto(`${host.url}/#/sign-in`);
+  await page.fill('#signin-email', email);
+  await page.click('button[type=submit]');
+  await page.getByRole('link', { name: 'open the demo mailbox' }).click();
+  const link = page.locator('.mail a').first();
+  await link.waitFor();
+  await page.goto(await link.getAttribute('href'));
+  await page.waitForSelector('table.users');
+  return page;
+}
+
+/** Captures the page into SCREENSHOTS. */
+export async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** The row of a member in the Users table. */
+export function row(page, user) {
+  return page.locator(`tr[data-user="${user}"]`);
+}
+
+/** Opens a row's ⋮ menu and returns the menu locator. */
+export async function openMenu(page, user) {
+  await row(page, user).locator('.menu-button').click();
+  const menu = row(page, user).locator('[role=menu]');
+  await menu.waitFor();
+  return menu;
+}
