@@ -251,6 +251,7 @@ pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
     let mut log = Vec::new();
     log.push(validate(p.dir)?);
     log.push(test(p.dir, p.tables)?);
+    log.push(prove(p.dir).await?);
     let bundle = gatehouse_bake::read_policies(p.dir).map_err(|e| e.to_string())?;
     let engine = std::fs::read(p.engine).map_err(|e| {
         format!(
@@ -310,4 +311,88 @@ pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
         v.size
     ));
     Ok(log.join("\n"))
+}
+
+/// Proof results for people: a line per property, counterexamples indented.
+fn render_proofs(results: &[gatehouse_prove::PropertyResult]) -> (bool, String) {
+    let mut out = String::new();
+    let mut all = true;
+    for r in results {
+        all &= r.held;
+        let _ = writeln!(
+            out,
+            "{} {}  ({} request environment{}, {:.2} s): {}",
+            if r.held { "HOLDS" } else { "FAILS" },
+            r.name,
+            r.envs,
+            if r.envs == 1 { "" } else { "s" },
+            r.duration.as_secs_f64(),
+            r.says
+        );
+        if let Some(c) = &r.counterexample {
+            let _ = writeln!(out, "  counterexample:");
+            for line in c.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+    (all, out)
+}
+
+/// `gatehouse policy prove DIR`: every property in `DIR/properties/`
+/// proven for all inputs (cedar-policy-symcc and cvc5), or refuted with a
+/// counterexample request.
+pub async fn prove(dir: &Path) -> Outcome {
+    validate(dir)?;
+    if !dir.join("properties").is_dir() {
+        return Ok(format!(
+            "{}: no properties/ directory: nothing to prove",
+            dir.display()
+        ));
+    }
+    let start = std::time::Instant::now();
+    let results = gatehouse_prove::prove_async(dir).await.map_err(|e| {
+        format!(
+            "error: {e}\n  hint: the solver is Debian's cvc5 (`apt-get install cvc5`, or set $CVC5)"
+        )
+    })?;
+    let (all, text) = render_proofs(&results);
+    let failed = results.iter().filter(|r| !r.held).count();
+    let summary = format!(
+        "{} properties: {} hold, {failed} fail ({:.2} s)",
+        results.len(),
+        results.len() - failed,
+        start.elapsed().as_secs_f64()
+    );
+    if all {
+        Ok(format!("{text}{summary}"))
+    } else {
+        Err(format!("{text}\n{summary}"))
+    }
+}
+
+/// `gatehouse policy impact --symbolic`: per action, whether `old` and
+/// `new` decide every possible request alike, with a counterexample where
+/// they do not.
+pub async fn compare(old: &Path, new: &Path) -> Outcome {
+    validate(new)?;
+    let results = gatehouse_prove::compare_async(old, new, None)
+        .await
+        .map_err(|e| format!("error: {e}"))?;
+    let (_, text) = render_proofs(&results);
+    let differ: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.held)
+        .map(|r| r.name.trim_start_matches("equivalent "))
+        .collect();
+    Ok(format!(
+        "{text}{} of {} actions decided differently for some request{}",
+        differ.len(),
+        results.len(),
+        if differ.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", differ.join(", "))
+        }
+    ))
 }

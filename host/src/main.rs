@@ -155,6 +155,23 @@ enum PolicyCommand {
         /// The whole report as JSON on standard output.
         #[arg(long)]
         json: bool,
+        /// Instead of replaying: per action, prove whether DIR decides every
+        /// possible request like the policies in effect (cvc5), with a
+        /// counterexample where not.
+        #[arg(long)]
+        symbolic: bool,
+        /// With --symbolic: the policies to compare with (default: the
+        /// newest published version in the store).
+        #[arg(long, requires = "symbolic")]
+        against: Option<PathBuf>,
+    },
+    /// Prove the properties in DIR/properties/ for every possible request
+    /// (Cedar's symbolic compiler and cvc5); each failure with a
+    /// counterexample; exit 1 when one fails.
+    Prove {
+        /// The policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
     },
     /// Validate, test and bake the directory's policies and record the module
     /// as the newest version; running hosts switch to it.
@@ -173,7 +190,7 @@ enum PolicyCommand {
         /// Why (kept in the history).
         #[arg(long, short)]
         message: String,
-        /// Who (default: $GATEHOUSE_AUTHOR, then $USER).
+        /// Who (default: $GATEHOUSE_AUTHOR, then `git config user.email`, then $USER).
         #[arg(long)]
         author: Option<String>,
     },
@@ -191,15 +208,25 @@ enum PolicyCommand {
         /// Why (default: "rollback to version N").
         #[arg(long, short)]
         message: Option<String>,
-        /// Who (default: $GATEHOUSE_AUTHOR, then $USER).
+        /// Who (default: $GATEHOUSE_AUTHOR, then `git config user.email`, then $USER).
         #[arg(long)]
         author: Option<String>,
     },
 }
 
 fn author(given: Option<String>) -> String {
+    let git_email = || {
+        std::process::Command::new("git")
+            .args(["config", "user.email"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
     given
         .or_else(|| std::env::var("GATEHOUSE_AUTHOR").ok())
+        .or_else(git_email)
+        .filter(|a| !a.trim().is_empty())
         .or_else(|| std::env::var("USER").ok())
         .filter(|a| !a.trim().is_empty())
         .unwrap_or_else(|| "unknown".into())
@@ -416,11 +443,26 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
         PolicyCommand::Validate { dir } => authoring::validate(&dir),
         PolicyCommand::Test { dir, tables } => authoring::test(&dir, &tables),
         PolicyCommand::Fmt { dir, check } => authoring::fmt(&dir, check),
+        PolicyCommand::Prove { dir } => authoring::prove(&dir).await,
+        PolicyCommand::Impact {
+            dir,
+            store,
+            symbolic: true,
+            against,
+            ..
+        } => {
+            let old = match against {
+                Some(old) => old,
+                None => published_policies(&open(&store).await?, &dir).await?,
+            };
+            authoring::compare(&old, &dir).await
+        }
         PolicyCommand::Impact {
             dir,
             store,
             since,
             json,
+            ..
         } => {
             let since = since.map(|s| impact::parse_since(&s, now)).transpose()?;
             authoring::validate(&dir)?;
@@ -499,4 +541,46 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
             ))
         }
     })
+}
+
+/// The newest published version's policies, written to a temporary
+/// directory (with DIR's `properties/`, whose assumptions both sides share).
+async fn published_policies(store: &Store, dir: &std::path::Path) -> Result<PathBuf, String> {
+    use gatehouse_host::versions;
+    let newest = versions::newest(store)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or(
+            "nothing is published in this store: name the policies to compare with, --against DIR",
+        )?;
+    let bytes = versions::module(store, newest.version)
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let section = gatehouse_policy::module::policy_section(&bytes)?;
+    let bundle = gatehouse_policy::bundle::Bundle::from_bytes(section)?;
+    let out = std::env::temp_dir().join(format!(
+        "gatehouse-published-v{}-{}",
+        newest.version,
+        std::process::id()
+    ));
+    let write = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(out.join("properties")).map_err(|e| e.to_string())?;
+    write(out.join("gatehouse.cedarschema"), &bundle.schema)?;
+    for f in &bundle.policies {
+        write(out.join(&f.file), &f.text)?;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir.join("properties")) {
+        for e in entries.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            write(out.join("properties").join(e.file_name()), &text)?;
+        }
+    }
+    eprintln!(
+        "comparing with published version {} (policy hash {})",
+        newest.version, newest.policy_hash
+    );
+    Ok(out)
 }

@@ -118,3 +118,25 @@ fn fmt_checks_and_rewrites_with_cedars_formatter() {
     assert_eq!(policy(&["fmt", "--check", dir]).0, 0);
     assert_eq!(policy(&["validate", dir]).0, 0);
 }
+
+#[test]
+fn prove_holds_on_the_repository_and_fails_with_a_counterexample_when_weakened() {
+    let (code, out) = policy(&["prove"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("HOLDS suspended-actor-powerless"), "{out}");
+    assert!(out.contains("HOLDS never-zero-active-owners"), "{out}");
+    assert!(out.contains(" 0 fail"), "{out}");
+    // The ownerless off-by-one: refuted, with a request that shows it.
+    let dir = broken("prove-r12", "r12_last_owner.cedar", |t| {
+        t.replace(
+            "resource.account.active_owners <= 1",
+            "resource.account.active_owners < 1",
+        )
+    });
+    let (code, out) = policy(&["prove", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAILS never-zero-active-owners"), "{out}");
+    assert!(out.contains("counterexample:"), "{out}");
+    assert!(out.contains("active_owners: 1"), "{out}");
+    assert!(out.contains("policies: ALLOW by ["), "{out}");
+}

@@ -181,6 +181,23 @@ async fn impact_reports_exactly_the_decisions_that_flip() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("no decision would change"), "{text}");
 
+    // Symbolically, for every possible request: only suspend differs.
+    let (code, text) = common::gatehouse(&[
+        "policy",
+        "impact",
+        dir.to_str().unwrap(),
+        "--symbolic",
+        "--against",
+        "policies",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("FAILS equivalent suspend"), "{text}");
+    assert!(text.contains("ALLOW by [R7.suspend]"), "{text}");
+    assert!(
+        text.contains("actions decided differently for some request: suspend"),
+        "{text}"
+    );
+
     // --since after every record: nothing replayed.
     let (code, text) = common::gatehouse(&[
         "policy",
@@ -264,6 +281,26 @@ fn publish_records_versions_refuses_broken_policies_and_rolls_back() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(published_version(&out), 2);
     let newest = 2;
+
+    // A property that fails is refused even when every table passes.
+    let unproven = common::policies_with("unproven", "r16_leave.cedar", |t| t.to_owned() + "\n");
+    std::fs::write(
+        unproven.join("properties/p9_leave.cedar"),
+        "@property(\"no-leave-while-owning\")\n@holds(\"never\")\n@says(\"nobody leaves while owning resources\")\n\
+         permit (principal, action == Action::\"leave\", resource is Membership)\nwhen { resource.owned_resources > 0 };\n",
+    )
+    .unwrap();
+    let (code, out) = common::gatehouse(&[
+        "policy",
+        "publish",
+        unproven.to_str().unwrap(),
+        "--db",
+        db,
+        "-m",
+        "unproven",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAILS no-leave-while-owning"), "{out}");
 
     // Broken policies are refused before anything is baked.
     let parse = common::policies_with("parse", "r05_roles.cedar", |t| {

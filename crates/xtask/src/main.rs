@@ -170,10 +170,20 @@ pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Installs Debian's `chromium` when it is missing (needs root or sudo).
 pub(crate) fn ensure_chromium() -> Result {
-    if Path::new(CHROMIUM).exists() {
+    ensure_debian("chromium", CHROMIUM, "the browser tests")
+}
+
+/// Debian's cvc5, the SMT solver `gatehouse policy prove` (and publish) runs.
+pub(crate) fn ensure_cvc5() -> Result {
+    ensure_debian("cvc5", "/usr/bin/cvc5", "the policy proofs")
+}
+
+/// Installs Debian's `package` (as root, or with sudo) unless `path` exists.
+fn ensure_debian(package: &str, path: &str, why: &str) -> Result {
+    if Path::new(path).exists() {
         return Ok(());
     }
-    eprintln!("installing Debian's chromium for the browser tests (once)");
+    eprintln!("installing Debian's {package} for {why} (once)");
     let root_user = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() == "0");
     let apt = |args: &[&str]| {
         let mut cmd = if root_user {
@@ -186,27 +196,16 @@ pub(crate) fn ensure_chromium() -> Result {
         cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     };
-    if sh(&mut apt(&[
-        "install",
-        "-y",
-        "--no-install-recommends",
-        "chromium",
-    ]))
-    .is_err()
-    {
+    let install = ["install", "-y", "--no-install-recommends", package];
+    if sh(&mut apt(&install)).is_err() {
         sh(&mut apt(&["update"]))?;
-        sh(&mut apt(&[
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "chromium",
-        ]))?;
+        sh(&mut apt(&install))?;
     }
-    if Path::new(CHROMIUM).exists() {
+    if Path::new(path).exists() {
         Ok(())
     } else {
         Err(format!(
-            "{CHROMIUM} is still missing after `apt-get install chromium`: install Debian's chromium package"
+            "{path} is still missing after `apt-get install {package}`: install Debian's {package} package"
         ))
     }
 }
@@ -319,6 +318,8 @@ fn test() -> Result {
     types::check()?;
     // The host's tests ask the built module, so it is built first.
     let module = wasm()?;
+    // `gatehouse policy prove` and publish ask cvc5.
+    ensure_cvc5()?;
     sh(cargo()
         .args(["test", "--quiet"])
         .env("GATEHOUSE_MODULE", &module.path))?;

@@ -68,9 +68,13 @@ pub fn policies_with(name: &str, file: &str, edit: impl Fn(&str) -> String) -> P
         std::env::temp_dir().join(format!("gatehouse-policies-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    copy_dir(&root().join("policies/properties"), &dir.join("properties"));
     for entry in std::fs::read_dir(root().join("policies")).unwrap() {
         let entry = entry.unwrap();
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if entry.path().is_dir() {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap();
         let text = if entry.file_name() == file {
             let edited = edit(&text);
             assert_ne!(edited, text, "the edit of {file} changed nothing");
@@ -81,6 +85,15 @@ pub fn policies_with(name: &str, file: &str, edit: impl Fn(&str) -> String) -> P
         std::fs::write(dir.join(entry.file_name()), text).unwrap();
     }
     dir
+}
+
+/// Copies the files of `from` into a new directory `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
 
 /// Runs `gatehouse ARGS` from the repository root: (exit code, stdout + stderr).
