@@ -242,7 +242,8 @@ pub async fn replay(
         flips: Vec::new(),
         unreplayable: Vec::new(),
     };
-    let mut groups: BTreeMap<(String, String, Flip), (usize, i64)> = BTreeMap::new();
+    // Keyed kind first: allow → deny, the riskiest, is listed first.
+    let mut groups: BTreeMap<(Flip, String, String), (usize, i64)> = BTreeMap::new();
     while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
         let get = |c: &str| row.try_get::<String, _>(c).map_err(|e| e.to_string());
         let id: i64 = row.try_get("id").map_err(|e| e.to_string())?;
@@ -271,7 +272,7 @@ pub async fn replay(
         };
         let action = get("action")?;
         let g = groups
-            .entry((action.clone(), rule.clone(), kind))
+            .entry((kind, action.clone(), rule.clone()))
             .or_default();
         g.0 += 1;
         g.1 += repeats;
@@ -299,7 +300,7 @@ pub async fn replay(
     progress.finish();
     report.groups = groups
         .into_iter()
-        .map(|((action, rule, kind), (decisions, attempts))| Group {
+        .map(|((kind, action, rule), (decisions, attempts))| Group {
             action,
             rule,
             kind,
@@ -417,13 +418,17 @@ pub fn render(report: &Report, dir: &str) -> String {
     for g in &report.groups {
         let _ = writeln!(
             out,
-            "\n{} · {} · {}: {} decision{} ({} attempts)",
+            "\n{} · {} · {}: {} decision{}{}",
             g.action,
             g.rule,
             g.kind.label(),
             g.decisions,
             if g.decisions == 1 { "" } else { "s" },
-            g.attempts
+            if g.attempts as usize == g.decisions {
+                String::new()
+            } else {
+                format!(" ({} attempts, repeats counted)", g.attempts)
+            }
         );
         let rows: Vec<_> = report
             .flips

@@ -243,9 +243,26 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn open(store: &StoreArgs) -> Result<Store, String> {
+fn store_path(store: &StoreArgs) -> PathBuf {
     let path = store.db.to_string_lossy();
-    let path = PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(&path));
+    PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(&path))
+}
+
+/// Opens a store that must already exist: reading a new, empty one would
+/// only hide a mistyped path.
+async fn open_existing(store: &StoreArgs) -> Result<Store, String> {
+    let path = store_path(store);
+    if !path.is_file() {
+        return Err(format!(
+            "no store at `{}`: point --store (or $GATEHOUSE_DB) at the server's database file",
+            path.display()
+        ));
+    }
+    open(store).await
+}
+
+async fn open(store: &StoreArgs) -> Result<Store, String> {
+    let path = store_path(store);
     Store::open(&path)
         .await
         .map_err(|e| format!("cannot open the store `{}`: {e}", store.db.display()))
@@ -453,7 +470,7 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
         } => {
             let old = match against {
                 Some(old) => old,
-                None => published_policies(&open(&store).await?, &dir).await?,
+                None => published_policies(&open_existing(&store).await?, &dir).await?,
             };
             authoring::compare(&old, &dir).await
         }
@@ -467,7 +484,7 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
             let since = since.map(|s| impact::parse_since(&s, now)).transpose()?;
             authoring::validate(&dir)?;
             let (engine, _) = gatehouse_vectors::native_engine(&dir)?;
-            let report = impact::replay(&open(&store).await?, &engine, since).await?;
+            let report = impact::replay(&open_existing(&store).await?, &engine, since).await?;
             Ok(if json {
                 serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
             } else {
@@ -497,7 +514,7 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
             .await
         }
         PolicyCommand::History { store } => {
-            let list = versions::history(&open(&store).await?)
+            let list = versions::history(&open_existing(&store).await?)
                 .await
                 .map_err(|e| e.to_string())?;
             if list.is_empty() {
@@ -532,7 +549,7 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
             message,
             author: who,
         } => {
-            let store = open(&store).await?;
+            let store = open_existing(&store).await?;
             let message = message.unwrap_or_else(|| format!("rollback to version {version}"));
             let v = versions::rollback(&store, version, &author(who), &message, now).await?;
             Ok(format!(

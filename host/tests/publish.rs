@@ -229,6 +229,13 @@ fn publish_records_versions_refuses_broken_policies_and_rolls_back() {
     let tmp = common::TempDir::new();
     let db = tmp.0.join("store.db");
     let db = db.to_str().unwrap();
+    // A mistyped store is not silently created empty.
+    let (code, out) = common::gatehouse(&["policy", "history", "--db", db]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no store at"), "{out}");
+    // A server's store, before anything is published.
+    let (code, out) = common::gatehouse(&["outbox", "--db", db]);
+    assert_eq!(code, 0, "{out}");
     let (code, out) = common::gatehouse(&["policy", "history", "--db", db]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("nothing published yet"), "{out}");
