@@ -21,8 +21,9 @@ use crate::change::{Attempt, Change};
 use crate::error::{ApiError, ApiResult};
 use crate::{Host, scim};
 
-/// The largest request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
+/// The largest request body accepted: room for every policy file of a
+/// publish from the editor (the repository's are about 40 KB as JSON).
+pub const MAX_BODY: usize = 256 * 1024;
 
 /// The OpenAPI document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -161,6 +162,10 @@ pub fn router(host: Host) -> Router {
         .route("/v1/owner-removal-requests/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/demo/mailbox", get(demo_mailbox))
+        .route("/v1/policies", get(crate::editor::policies))
+        .route("/v1/policies/check", post(crate::editor::check_draft))
+        .route("/v1/policies/impact", post(crate::editor::impact))
+        .route("/v1/policies/publish", post(crate::editor::publish))
         .merge(scim::router())
         .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)

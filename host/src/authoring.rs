@@ -242,24 +242,27 @@ pub struct Publish<'a> {
     pub now: i64,
 }
 
-/// `gatehouse policy publish`: validate, run the decision tables, bake the
-/// module, load it as a server would, and record it in the store as the
-/// newest version. Nothing is recorded when any step fails.
-pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
+/// A policy directory that passed every check, baked into a module.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The module: the engine's bytes with the new policy section.
+    pub module: Vec<u8>,
+    /// Its sha256.
+    pub module_sha256: String,
+    /// The policy bundle's sha256 (what decisions will carry).
+    pub policy_hash: String,
+    /// What each check said, in order.
+    pub log: Vec<String>,
+}
+
+/// Everything publish does before it records: validate, run the decision
+/// tables, prove the properties, bake into `engine` (the bytes of a built
+/// module) and load the baked policies as every host will.
+pub async fn prepare(dir: &Path, tables: &Path, engine: &[u8]) -> Result<Prepared, String> {
     use sha2::{Digest, Sha256};
-    let start = std::time::Instant::now();
-    let mut log = Vec::new();
-    log.push(validate(p.dir)?);
-    log.push(test(p.dir, p.tables)?);
-    log.push(prove(p.dir).await?);
-    let bundle = gatehouse_bake::read_policies(p.dir).map_err(|e| e.to_string())?;
-    let engine = std::fs::read(p.engine).map_err(|e| {
-        format!(
-            "error: cannot read the module `{}`: {e}\n  hint: build it with `cargo xtask wasm`, or name one with --module",
-            p.engine.display()
-        )
-    })?;
-    let (module, _) = gatehouse_bake::bake_bytes(&engine, &bundle).map_err(|e| e.to_string())?;
+    let mut log = vec![validate(dir)?, test(dir, tables)?, prove(dir).await?];
+    let bundle = gatehouse_bake::read_policies(dir).map_err(|e| e.to_string())?;
+    let (module, _) = gatehouse_bake::bake_bytes(engine, &bundle).map_err(|e| e.to_string())?;
     let module_sha256 = gatehouse_policy::engine::hex(&Sha256::digest(&module));
     let policy_hash = gatehouse_policy::engine::hex(&Sha256::digest(bundle.to_bytes()));
     // The engine code is the module's, byte for byte (a host already runs
@@ -277,6 +280,34 @@ pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
             loaded.policy_hash()
         ));
     }
+    log.push(format!(
+        "baked: module sha256 {module_sha256}, policy hash {policy_hash}, {} bytes",
+        module.len()
+    ));
+    Ok(Prepared {
+        module,
+        module_sha256,
+        policy_hash,
+        log,
+    })
+}
+
+/// `gatehouse policy publish`: [`prepare`], then record the module in the
+/// store as the newest version. Nothing is recorded when any step fails.
+pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
+    let start = std::time::Instant::now();
+    let engine = std::fs::read(p.engine).map_err(|e| {
+        format!(
+            "error: cannot read the module `{}`: {e}\n  hint: build it with `cargo xtask wasm`, or name one with --module",
+            p.engine.display()
+        )
+    })?;
+    let Prepared {
+        module,
+        module_sha256,
+        policy_hash,
+        mut log,
+    } = prepare(p.dir, p.tables, &engine).await?;
     if let Some(newest) = crate::versions::newest(store)
         .await
         .map_err(|e| e.to_string())?
@@ -311,6 +342,44 @@ pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
         v.size
     ));
     Ok(log.join("\n"))
+}
+
+/// Writes `bundle` as a policy directory at `out` (schema and `.cedar`
+/// files), with the `properties/` of `properties_from` when it has them:
+/// what [`prepare`] and [`prove`] read.
+pub fn write_dir(
+    bundle: &Bundle,
+    properties_from: Option<&Path>,
+    out: &Path,
+) -> Result<(), String> {
+    let write = |path: std::path::PathBuf, text: &str| {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    write(out.join("gatehouse.cedarschema"), &bundle.schema)?;
+    for f in &bundle.policies {
+        let name = Path::new(&f.file);
+        if name.components().count() != 1
+            || name.extension().and_then(|e| e.to_str()) != Some("cedar")
+        {
+            return Err(format!(
+                "`{}` is not a policy file name: use a plain name ending in .cedar",
+                f.file
+            ));
+        }
+        write(out.join(name), &f.text)?;
+    }
+    if let Some(from) = properties_from
+        && let Ok(entries) = std::fs::read_dir(from.join("properties"))
+    {
+        std::fs::create_dir_all(out.join("properties")).map_err(|e| e.to_string())?;
+        for e in entries.flatten() {
+            let text = std::fs::read_to_string(e.path())
+                .map_err(|err| format!("{}: {err}", e.path().display()))?;
+            write(out.join("properties").join(e.file_name()), &text)?;
+        }
+    }
+    Ok(())
 }
 
 /// Proof results for people: a line per property, counterexamples indented.

@@ -32,6 +32,10 @@ pub enum ApiError {
     /// The stored state does not allow it (already used, already exists).
     #[error("{0}")]
     Conflict(String),
+    /// The request is understood but its content is refused (a policy set
+    /// whose decision tables or proofs fail, say); the message says why.
+    #[error("{0}")]
+    Unprocessable(String),
     /// The body is larger than accepted.
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
@@ -63,6 +67,7 @@ impl ApiError {
             ApiError::Csrf | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,6 +83,7 @@ impl ApiError {
             ApiError::Denied { .. } => "denied",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Internal { .. } => "internal",

@@ -17,6 +17,7 @@ pub mod authoring;
 pub mod change;
 pub mod clock;
 pub mod demo;
+pub mod editor;
 pub mod error;
 pub mod facts;
 pub mod faults;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub public_url: String,
     /// The built pages (`www/dist`) to serve at `/`, if any.
     pub www: Option<std::path::PathBuf>,
+    /// Policy authoring in the browser, if this host offers it.
+    pub authoring: Option<editor::Authoring>,
 }
 
 /// The host: store, module, clock. Cheap to clone (handles inside).

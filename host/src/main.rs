@@ -69,6 +69,17 @@ enum Command {
         /// How often to look for a newly published policy version (ms).
         #[arg(long, default_value_t = 1000, env = "GATEHOUSE_POLICY_POLL_MS")]
         policy_poll_ms: u64,
+        /// Open the policy editor (`/#/policies`) to the owners of this
+        /// account (the policies decide: `author_policies`). With --demo it
+        /// defaults to the demo agency.
+        #[arg(long, env = "GATEHOUSE_POLICY_ACCOUNT")]
+        policy_account: Option<String>,
+        /// The policy directory whose `properties/` an editor publish proves.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// The decision tables an editor publish runs.
+        #[arg(long, default_value = "tests/vectors")]
+        tables: PathBuf,
     },
     /// Show the newest mails of the outbox (sign-in links, invitations, notices).
     Outbox {
@@ -286,6 +297,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             www,
             public_url,
             policy_poll_ms,
+            policy_account,
+            policies,
+            tables,
         } => {
             let gate = gate_for(&module)?;
             let store_handle = open(&store).await?;
@@ -326,6 +340,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 demo,
                 public_url,
                 www,
+                authoring: policy_account
+                    .or_else(|| demo.then(|| "agency".to_owned()))
+                    .map(|account| gatehouse_host::editor::Authoring {
+                        account,
+                        policies,
+                        tables,
+                    }),
             });
             if demo {
                 let facts = gatehouse_host::demo::acme().map_err(|e| e.to_string())?;
@@ -581,20 +602,7 @@ async fn published_policies(store: &Store, dir: &std::path::Path) -> Result<Path
         newest.version,
         std::process::id()
     ));
-    let write = |path: PathBuf, text: &str| {
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    std::fs::create_dir_all(out.join("properties")).map_err(|e| e.to_string())?;
-    write(out.join("gatehouse.cedarschema"), &bundle.schema)?;
-    for f in &bundle.policies {
-        write(out.join(&f.file), &f.text)?;
-    }
-    if let Ok(entries) = std::fs::read_dir(dir.join("properties")) {
-        for e in entries.flatten() {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            write(out.join("properties").join(e.file_name()), &text)?;
-        }
-    }
+    gatehouse_host::authoring::write_dir(&bundle, Some(dir), &out)?;
     eprintln!(
         "comparing with published version {} (policy hash {})",
         newest.version, newest.policy_hash

@@ -238,10 +238,16 @@ impl Host {
             ids.iter()
                 .map(|a| Target::Account(AccountId(a.clone())))
                 .collect(),
-            vec![ActionCall {
-                action: "switch_account".into(),
-                params: Params::default(),
-            }],
+            // With the editor on, a second column: may the user author
+            // policies (asked on every account; the page reads the policy
+            // account's cell to show its link).
+            std::iter::once("switch_account")
+                .chain(self.settings.authoring.as_ref().map(|_| "author_policies"))
+                .map(|action| ActionCall {
+                    action: action.into(),
+                    params: Params::default(),
+                })
+                .collect(),
         );
         let decided = self.gate.batch(&batch)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -269,6 +275,7 @@ impl Host {
         }
         Ok(json!({
             "accounts": out,
+            "policy_account": self.settings.authoring.as_ref().map(|a| a.account.clone()),
             "policy_hash": decided.policy_hash,
             "question": crate::gate::question(&batch)?,
         }))

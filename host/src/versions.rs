@@ -71,6 +71,17 @@ pub struct NewVersion<'a> {
 /// Records a new version; it becomes the newest.
 pub async fn record(store: &Store, new: &NewVersion<'_>) -> Result<Version, sqlx::Error> {
     let mut tx = store.begin_write().await?;
+    let v = insert(&mut tx, new).await?;
+    tx.commit().await?;
+    Ok(v)
+}
+
+/// Records a new version in `tx` (with what else must commit with it, such
+/// as the audit record of a publish from the editor).
+pub async fn insert(
+    tx: &mut crate::store::Tx,
+    new: &NewVersion<'_>,
+) -> Result<Version, sqlx::Error> {
     let row = sqlx::query(&format!(
         "INSERT INTO policy_versions (module_sha256, policy_hash, author, message, published_at, rollback_of, module) \
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
@@ -82,11 +93,9 @@ pub async fn record(store: &Store, new: &NewVersion<'_>) -> Result<Version, sqlx
     .bind(new.at)
     .bind(new.rollback_of)
     .bind(new.module)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let v = version(&row)?;
-    tx.commit().await?;
-    Ok(v)
+    version(&row)
 }
 
 /// Every version, newest first.

@@ -186,7 +186,7 @@ async fn malformed_bodies_are_refused_and_change_nothing() {
     }
 
     // Oversize (more than 64 KiB).
-    let big = json!({"label": "x".repeat(70 * 1024)}).to_string();
+    let big = json!({"label": "x".repeat(gatehouse_host::api::MAX_BODY + 1024)}).to_string();
     let (s, b) = with_body(
         &t,
         "olivia",

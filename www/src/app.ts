@@ -35,6 +35,8 @@ export interface Ctx {
   accounts: AccountRow[];
   /** The account in the address, if any. */
   account: string | null;
+  /** The module allows this user to author policies (`author_policies`). */
+  mayAuthor: boolean;
   /** Renders the current page again with fresh data. */
   refresh: () => Promise<void>;
   /**

@@ -13,6 +13,7 @@ import { ownersPage } from './pages/owners';
 import { profilePage } from './pages/profile';
 import { auditPage } from './pages/audit';
 import { bulkPage } from './pages/bulk';
+import { policiesPage } from './pages/policies';
 import { acceptPage, mailboxPage, redeemPage, signInPage } from './pages/signin';
 
 declare global {
@@ -51,7 +52,9 @@ function header(ctx: Ctx | null, tab: string | null): HTMLElement {
         location.hash = '#/sign-in';
       },
     }, 'Sign out');
-    bar.append(ctx.accounts.length ? switcher : h('span', {}, 'No accounts'), h('span', { class: 'spacer' }), h('a', { href: '#/profile', class: 'me' }, ctx.me.name), signOut);
+    // Shown when the module allows `author_policies` on the policy account.
+    const policies = ctx.mayAuthor ? h('a', { href: '#/policies', id: 'policies-link', 'aria-current': tab === 'policies' ? 'page' : null }, 'Policies') : null;
+    bar.append(ctx.accounts.length ? switcher : h('span', {}, 'No accounts'), h('span', { class: 'spacer' }), policies ?? '', h('a', { href: '#/profile', class: 'me' }, ctx.me.name), signOut);
   }
   const nav = ctx?.account
     ? h('nav', { 'aria-label': 'Account pages' }, ...TABS.map(([id, label]) => h('a', { href: `#/a/${ctx.account}/${id}`, 'aria-current': id === tab ? 'page' : null }, label)))
@@ -61,15 +64,18 @@ function header(ctx: Ctx | null, tab: string | null): HTMLElement {
   return h('div', {}, bar, nav, foot);
 }
 
-async function signedIn(): Promise<{ me: Me; accounts: AccountRow[] } | null> {
+async function signedIn(): Promise<{ me: Me; accounts: AccountRow[]; mayAuthor: boolean } | null> {
   try {
     const me = await api<Me>('GET', '/v1/me');
     setCsrf(me.csrf);
-    const list = await api<{ accounts: AccountRow[]; question: Question }>('GET', '/v1/accounts');
-    // Only accounts the user may switch into, pre-checked by the module.
+    const list = await api<{ accounts: AccountRow[]; question: Question; policy_account: string | null }>('GET', '/v1/accounts');
+    // Only accounts the user may switch into, pre-checked by the module;
+    // with the editor on, the second column is `author_policies`.
     const answer = await ask(list.question);
     const accounts = list.accounts.filter((_, i) => answer.cells[i]?.[0]?.allowed);
-    return { me, accounts };
+    const at = list.accounts.findIndex((a) => a.id === list.policy_account);
+    const mayAuthor = at >= 0 && answer.cells[at]?.[1]?.allowed === true;
+    return { me, accounts, mayAuthor };
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return null;
     throw e;
@@ -107,6 +113,7 @@ async function render(): Promise<void> {
       change: (method, p, body, done) => runChange(render, method, p, body, done),
     };
     if (parts[0] === 'profile') return show(await profilePage(ctx), ctx, null);
+    if (parts[0] === 'policies') return show(await policiesPage(ctx), ctx, 'policies');
     if (!account) return show(h('section', {}, h('h1', {}, 'No accounts'), h('p', {}, 'You are not a member of any account you may open. Ask an owner to invite you.')), ctx);
     const tab = parts[0] === 'a' ? parts[2] ?? 'users' : 'users';
     const page =

@@ -300,3 +300,73 @@ test('every page renders; at 360 px nothing scrolls sideways', async () => {
     await shot(signin, 'sign-in');
   });
 });
+
+test('the policy editor: live problems and tables in the page, the impact of a change, a real publish the page reloads', async () => {
+  await withHost(async (host) => {
+    // Something on record: ada, an admin, suspends bea.
+    const ada = await signIn(browser, host, 'ada@acme.test');
+    assert.equal(await ada.locator('#policies-link').count(), 0, 'an admin gets no Policies link');
+    await (await openMenu(ada, 'bea')).locator('[data-action="Suspend"]').click();
+    await ada.locator('.notice.ok').waitFor();
+    // The policies decide who may open the editor: an admin is told why.
+    await ada.goto(`${host.url}/#/policies`);
+    await ada.locator('.problem').waitFor();
+    assert.match(await ada.locator('.problem').textContent(), /only owners of Acme Agency may edit or publish the policies/);
+
+    const page = await signIn(browser, host, 'olivia@acme.test');
+    await page.click('#policies-link');
+    await page.waitForSelector('#tables-summary');
+    const summary = await page.locator('#tables-summary').textContent();
+    const m = summary.match(/^(\d+) decision tables: (\d+) passed, 0 failed$/);
+    assert.ok(m && Number(m[1]) > 300 && m[1] === m[2], `every table passes in the page: ${summary}`);
+    await page.waitForSelector('#checks .good');
+    assert.match(await page.locator('#checks').textContent(), /^Valid: \d+ policies, \d+ actions/);
+    await shot(page, 'policies');
+
+    // A syntax error is pointed at, file:line:col, while typing.
+    await page.getByRole('button', { name: /^r16_leave\.cedar/ }).click();
+    const leave = await page.inputValue('#policy-source');
+    await page.fill('#policy-source', `${leave}\npermit (principal, action, resource) when {`);
+    await page.waitForSelector('.problems li');
+    const where = await page.locator('.problems li button').first().textContent();
+    assert.match(where, /^r16_leave\.cedar:\d+:\d+$/, where);
+    await shot(page, 'policies-parse-error');
+
+    // Admins may no longer suspend: the tables fail in the page and the
+    // host's impact report names ada's recorded suspension.
+    await page.fill('#policy-source', leave);
+    await page.getByRole('button', { name: /^r07_suspend\.cedar/ }).click();
+    const suspend = await page.inputValue('#policy-source');
+    const weakened = suspend.replace('when { principal in resource.account.admins };', 'when { principal in resource.account.owners };');
+    assert.notEqual(weakened, suspend, 'the R7.suspend condition is where this test expects it');
+    await page.fill('#policy-source', weakened);
+    await page.waitForFunction(() => /[1-9]\d* failed$/.test(document.querySelector('#tables-summary')?.textContent ?? ''));
+    assert.ok(await page.locator('#publish-button').isDisabled(), 'failing tables cannot be published');
+    assert.match(await page.locator('.failures').textContent(), /R7/);
+    await page.click('#impact-button');
+    await page.waitForSelector('#impact-summary');
+    assert.match(await page.locator('#impact-summary').textContent(), /[1-9]\d* allow → deny/);
+    const flips = await page.locator('table.impact-flips tbody tr').allTextContents();
+    assert.ok(flips.some((t) => t.includes('user:ada') && t.includes('suspend')), flips.join('\n'));
+    await shot(page, 'policies-impact');
+
+    // A harmless change (a comment) is published for real: the host swaps
+    // and the page loads the new module.
+    await page.fill('#policy-source', `// Reviewed in the editor.\n${suspend}`);
+    await page.waitForFunction(() => / 0 failed$/.test(document.querySelector('#tables-summary')?.textContent ?? ''));
+    const before = await page.evaluate(() => window.gatehouse.loaded().policyHash);
+    await page.fill('#publish-message', 'note that R7 was reviewed');
+    await page.click('#publish-button');
+    await page.waitForSelector('#publish-result .notice.ok', { timeout: 60_000 });
+    const published = await page.locator('#publish-result .notice.ok').textContent();
+    assert.match(published, /^Published version 1 \(policy [0-9a-f]{12}\)/);
+    await page.waitForFunction((old) => window.gatehouse.loaded()?.policyHash !== old, before, { timeout: 30_000 });
+    const after = await page.evaluate(() => window.gatehouse.loaded().policyHash);
+    assert.ok(published.includes(after.slice(0, 12)), `the page decides with the published policies (${after})`);
+    await shot(page, 'policies-published');
+    // The publish is in the audit log, by olivia, under author_policies.
+    await page.goto(`${host.url}/#/a/agency/audit?action=author_policies`);
+    await page.waitForSelector('table.audit');
+    assert.match(await page.locator('table.audit tbody').textContent(), /user:olivia.*author_policies.*allowed/s);
+  });
+});

@@ -19,7 +19,7 @@ export async function startHost() {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const child = spawn(
     env('GATEHOUSE_BIN', join(root, 'target/debug/gatehouse')),
-    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist'))],
+    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist')), '--policies', join(root, 'policies'), '--tables', join(root, 'tests/vectors')],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let log = '';

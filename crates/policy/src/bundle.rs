@@ -6,16 +6,13 @@
 //! appends a section in microseconds), and the texts are what authors review.
 //! [`check`] is the strict gate a bundle passes before it is baked.
 
-use std::collections::BTreeMap;
-#[cfg(feature = "check")]
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use cedar_policy::{Effect, PolicySet};
 #[cfg(feature = "check")]
-use cedar_policy::{Effect, ValidationMode, Validator};
-use cedar_policy::{PolicySet, Schema};
+use cedar_policy::{Schema, ValidationMode, Validator};
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "check")]
 use crate::template::Template;
 
 /// The custom section name that carries a bundle inside the module.
@@ -67,7 +64,7 @@ impl Bundle {
     }
 
     /// Parses the schema.
-    #[cfg_attr(not(feature = "check"), allow(dead_code))]
+    #[cfg(feature = "check")]
     pub(crate) fn parse_schema(&self) -> Result<Schema, String> {
         Schema::from_cedarschema_str(&self.schema)
             .map(|(schema, _warnings)| schema)
@@ -109,18 +106,60 @@ fn first_line(text: &str) -> String {
 
 /// One problem found by [`check`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Problem {
-    /// The policy id or file it concerns.
+    /// The policy id, the file (parse errors) or `schema` it concerns.
     pub location: String,
     /// What is wrong and what to do.
     pub message: String,
     /// Where in its policy's file, as a byte offset, when Cedar says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub offset: Option<usize>,
+}
+
+/// What [`check`] says of a bundle, as the module's `checkPolicies` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Checked {
+    /// The bundle passes the strict check.
+    Valid {
+        /// What it holds.
+        report: CheckReport,
+    },
+    /// It does not; nothing built from it would load.
+    Invalid {
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+impl Checked {
+    /// What [`lint`] says of `bundle`.
+    pub fn lint(bundle: &Bundle) -> Checked {
+        Checked::from(lint(bundle))
+    }
+
+    /// What [`check`] says of `bundle`.
+    #[cfg(feature = "check")]
+    pub fn strict(bundle: &Bundle) -> Checked {
+        Checked::from(check(bundle))
+    }
+}
+
+impl From<Result<CheckReport, Vec<Problem>>> for Checked {
+    fn from(result: Result<CheckReport, Vec<Problem>>) -> Checked {
+        match result {
+            Ok(report) => Checked::Valid { report },
+            Err(problems) => Checked::Invalid { problems },
+        }
+    }
 }
 
 /// What [`check`] found in a good bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CheckReport {
     /// Number of policies.
     pub policies: usize,
@@ -137,6 +176,20 @@ pub struct CheckReport {
 /// permitted by some policy, and every placeholder and context attribute is
 /// one the engine can fill.
 pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
+    checked(bundle, true)
+}
+
+/// Everything [`check`] does but Cedar's strict type validation, which
+/// would add about 280 KB (gzipped) to the module: parse errors with their
+/// places, the annotations, the placeholders and that every action can be
+/// permitted. The module's `checkPolicies` answers this as an editor types;
+/// an unknown attribute or a type error is only found by [`check`].
+pub fn lint(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
+    checked(bundle, false)
+}
+
+#[cfg_attr(not(feature = "check"), allow(unused_variables))]
+fn checked(bundle: &Bundle, strict: bool) -> Result<CheckReport, Vec<Problem>> {
     let problem = |location: &str, message: String| Problem {
         location: location.to_owned(),
         message,
@@ -144,26 +197,57 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport, Vec<Problem>> {
     };
     // Validation errors carry a span in the file their policy came from.
     let at = |d: &dyn miette::Diagnostic| d.labels().and_then(|mut l| l.next()).map(|l| l.offset());
-    let schema = bundle
-        .parse_schema()
-        .map_err(|m| vec![problem("schema", m)])?;
+    // The full schema (Cedar's validator schema) only for the strict check:
+    // the lint reads the schema as the engine does (`Catalogue`, below).
+    #[cfg(feature = "check")]
+    let schema = if strict {
+        Some(
+            bundle
+                .parse_schema()
+                .map_err(|m| vec![problem("schema", m)])?,
+        )
+    } else {
+        None
+    };
+    // Parse errors first, per file and with their place, so an editor can
+    // point at them; nothing else can be checked until every file parses.
+    let mut problems = Vec::new();
+    for file in &bundle.policies {
+        if let Err(errors) = file.text.parse::<PolicySet>() {
+            for e in errors.iter() {
+                let mut message = e.to_string();
+                if let Some(help) = miette::Diagnostic::help(e) {
+                    message = format!("{message} (hint: {help})");
+                }
+                problems.push(Problem {
+                    offset: at(e),
+                    ..problem(&file.file, message)
+                });
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     let policies = bundle
         .parse_policies()
         .map_err(|m| vec![problem("policies", m)])?;
-    let mut problems = Vec::new();
 
-    let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-    for e in result.validation_errors() {
-        problems.push(Problem {
-            offset: at(e),
-            ..problem(e.policy_id().as_ref(), e.to_string())
-        });
-    }
-    for w in result.validation_warnings() {
-        problems.push(Problem {
-            offset: at(w),
-            ..problem(w.policy_id().as_ref(), format!("warning: {w}"))
-        });
+    #[cfg(feature = "check")]
+    if let Some(schema) = schema {
+        let result = Validator::new(schema).validate(&policies, ValidationMode::Strict);
+        for e in result.validation_errors() {
+            problems.push(Problem {
+                offset: at(e),
+                ..problem(e.policy_id().as_ref(), e.to_string())
+            });
+        }
+        for w in result.validation_warnings() {
+            problems.push(Problem {
+                offset: at(w),
+                ..problem(w.policy_id().as_ref(), format!("warning: {w}"))
+            });
+        }
     }
 
     let mut rules: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -33,7 +33,7 @@ pub enum Expect {
 }
 
 /// What one decision must be.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellExpect {
     /// Allowed or not.
@@ -115,6 +115,18 @@ enum ExpectJson {
     Error { error: String },
     Cells { cells: Vec<Vec<CellExpect>> },
     Decision(CellExpect),
+}
+
+/// An expectation as JSON, in the hand tables' own shape (`{"allowed": …}`,
+/// `{"cells": …}`, `{"error": …}`; `{"invariants": true}` for generated
+/// scenarios), for a checker in another language (the policy editor's).
+pub fn expect_json(expect: &Expect) -> Value {
+    match expect {
+        Expect::Decision(c) => serde_json::to_value(c).unwrap_or(Value::Null),
+        Expect::Cells(rows) => serde_json::json!({ "cells": rows }),
+        Expect::Error(code) => serde_json::json!({ "error": code }),
+        Expect::Invariants => serde_json::json!({ "invariants": true }),
+    }
 }
 
 /// Loads `dir/fixtures/*.json` and every `dir/hand/*.json`.

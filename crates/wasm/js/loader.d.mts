@@ -10,6 +10,17 @@ export interface Gatehouse {
   call(json: string): string;
   /** The same with JS objects. */
   evaluate(envelope: object): unknown;
+  /**
+   * The strict check of a policy bundle (JSON bytes of `{format, schema,
+   * policies}`): `{type: 'valid', report}` or `{type: 'invalid', problems}`.
+   */
+  check(bundle: Uint8Array): unknown;
+  /**
+   * Loads a draft bundle, runs the synchronous `f` with `call` answering
+   * under it, and loads the module's own policies again. `loaded` is the
+   * draft's load answer (a failure when it does not load; `f` is not run).
+   */
+  withPolicies<T>(bundle: Uint8Array, f: (call: (json: string) => string) => T): { loaded: unknown; result: T | undefined };
 }
 
 /** Compiles and instantiates the whole `gatehouse.wasm` and loads its policies. */

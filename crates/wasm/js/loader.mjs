@@ -5,7 +5,7 @@
 // with `WebAssembly.Module.customSections` and hands it to `loadPolicies`
 // once. The module's sha256 is computed here from the very bytes that were
 // compiled, so a page can compare it with the hash its host announces.
-import { initSync, loadPolicies, call, evaluate } from './gatehouse.js';
+import { initSync, loadPolicies, call, evaluate, checkPolicies } from './gatehouse.js';
 
 const SECTION = 'gatehouse.policies';
 
@@ -17,7 +17,7 @@ function hex(buffer) {
  * Compiles and instantiates `bytes` (the whole dist/gatehouse.wasm) and loads
  * its policies.
  * @param {Uint8Array | ArrayBuffer} bytes
- * @returns {Promise<{moduleSha256: string, policyHash: string, call: (json: string) => string, evaluate: (envelope: object) => object}>}
+ * @returns {Promise<import('./loader.d.mts').Gatehouse>}
  */
 export async function loadGatehouse(bytes) {
   const module = new WebAssembly.Module(bytes);
@@ -30,6 +30,28 @@ export async function loadGatehouse(bytes) {
   if (loaded.type !== 'success') {
     throw new Error(`the module's policies did not load: ${JSON.stringify(loaded.errors)}`);
   }
+  const live = new Uint8Array(sections[0]);
   const moduleSha256 = hex(await globalThis.crypto.subtle.digest('SHA-256', bytes));
-  return { moduleSha256, policyHash: loaded.policy_hash, call, evaluate };
+  /**
+   * Runs `f` with a draft bundle loaded in place of the module's own, then
+   * loads the module's own again. `f` must be synchronous: nothing else can
+   * run in between, so no other caller ever sees the draft.
+   */
+  function withPolicies(bundle, f) {
+    const draft = JSON.parse(loadPolicies(bundle));
+    try {
+      return { loaded: draft, result: draft.type === 'success' ? f(call) : undefined };
+    } finally {
+      const back = JSON.parse(loadPolicies(live));
+      if (back.type !== 'success') throw new Error(`the module's own policies did not load again: ${JSON.stringify(back.errors)}`);
+    }
+  }
+  return {
+    moduleSha256,
+    policyHash: loaded.policy_hash,
+    call,
+    evaluate,
+    check: (bundle) => JSON.parse(checkPolicies(bundle)),
+    withPolicies,
+  };
 }

@@ -8,8 +8,9 @@
 //!   take a pointer and length of JSON and return `(ptr << 32) | len` of the
 //!   JSON answer, valid until the next call;
 //! * a **wasm-bindgen** API for Node and browsers: `loadPolicies(bytes)`,
-//!   `call(json)` (the same bytes as the raw ABI) and `evaluate(object)` (JS
-//!   objects through serde-wasm-bindgen).
+//!   `call(json)` (the same bytes as the raw ABI), `evaluate(object)` (JS
+//!   objects through serde-wasm-bindgen) and `checkPolicies(bytes)` (a
+//!   bundle's lint, for the policy editor).
 //!
 //! The module has no clock, no randomness and no import that carries logic:
 //! `now` and every fact are inputs. The policies travel in the module's own
@@ -139,6 +140,28 @@ mod abi {
 #[wasm_bindgen(js_name = loadPolicies)]
 pub fn load_policies(bundle: &[u8]) -> String {
     String::from_utf8_lossy(&load(bundle)).into_owned()
+}
+
+/// Lints a policy bundle without loading it: the JSON of
+/// [`gatehouse_policy::bundle::Checked`] (the report, or every problem with
+/// its place) for [`gatehouse_policy::bundle::lint`]: everything of the
+/// strict check but Cedar's type validation, which stays out of the module
+/// for its size. The policy editor's live check; the resident engine is not
+/// touched.
+#[wasm_bindgen(js_name = checkPolicies)]
+pub fn check_policies(bundle: &[u8]) -> String {
+    use gatehouse_policy::bundle::{Bundle, Checked, Problem};
+    let checked = match Bundle::from_bytes(bundle) {
+        Ok(bundle) => Checked::lint(&bundle),
+        Err(message) => Checked::Invalid {
+            problems: vec![Problem {
+                location: "bundle".into(),
+                message,
+                offset: None,
+            }],
+        },
+    };
+    serde_json::to_string(&checked).unwrap_or_default()
 }
 
 /// JSON envelope in, JSON answer out: the same bytes as the raw ABI.

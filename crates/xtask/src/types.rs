@@ -40,6 +40,8 @@ pub(crate) fn generate() -> String {
     };
     decls.visit::<Envelope>();
     decls.visit::<Answer>();
+    // What `checkPolicies` answers (the policy editor).
+    decls.visit::<gatehouse_policy::bundle::Checked>();
     let roots = [Envelope::ident(&cfg), Answer::ident(&cfg)];
     let mut text = HEADER.to_owned();
     for root in &roots {

@@ -148,6 +148,38 @@ export type Check = {
 };
 
 /**
+ * What [`check`] found in a good bundle.
+ */
+export type CheckReport = {
+  /**
+   * Number of policies.
+   */
+  policies: number,
+  /**
+   * Number of actions.
+   */
+  actions: number,
+  /**
+   * Policy ids per rule prefix (`R8` → ids).
+   */
+  rules: { [key in string]: Array<string> },
+};
+
+/**
+ * What [`check`] says of a bundle, as the module's `checkPolicies` answers.
+ */
+export type Checked = { "type": "valid",
+  /**
+   * What it holds.
+   */
+  report: CheckReport, } | { "type": "invalid",
+  /**
+   * Every problem found.
+   */
+  problems: Array<Problem>,
+};
+
+/**
  * An answer. A denial always has at least one reason.
  */
 export type Decision = {
@@ -427,6 +459,24 @@ export type Params = {
    * The member receiving reassigned resources (`reassign_resources`).
    */
   to?: UserId,
+};
+
+/**
+ * One problem found by [`check`].
+ */
+export type Problem = {
+  /**
+   * The policy id, the file (parse errors) or `schema` it concerns.
+   */
+  location: string,
+  /**
+   * What is wrong and what to do.
+   */
+  message: string,
+  /**
+   * Where in its policy's file, as a byte offset, when Cedar says.
+   */
+  offset?: number,
 };
 
 /**

@@ -1,0 +1,295 @@
+//! The policy editor's API over HTTP: who may use it (a policy decides),
+//! the strict check with places, a publish refused by the decision tables
+//! that changes nothing, and a publish whose version and audit record land
+//! together and that the host decides with before it answers.
+
+// Helpers outside `#[test]` functions unwrap and panic too: this is test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{T, root};
+use gatehouse_host::Settings;
+use gatehouse_host::editor::Authoring;
+use serde_json::{Value, json};
+
+/// The Acme host with the editor open to the agency's owners.
+async fn editor() -> T {
+    let mut t = common::acme().await;
+    t.host = t.host.clone().with_settings(Settings {
+        authoring: Some(Authoring {
+            account: "agency".into(),
+            policies: root().join("policies"),
+            tables: root().join("tests/vectors"),
+        }),
+        ..Settings::default()
+    });
+    t.app = t.host.router();
+    t
+}
+
+/// The live files with `file` edited.
+fn edited(live: &Value, file: &str, edit: impl Fn(&str) -> String) -> Value {
+    let mut found = false;
+    let files: Vec<Value> = live["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let text = f["text"].as_str().unwrap();
+            if f["file"] == file {
+                found = true;
+                let new = edit(text);
+                assert_ne!(new, text, "the edit of {file} changed nothing");
+                json!({"file": file, "text": new})
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    assert!(found, "no {file}");
+    Value::Array(files)
+}
+
+#[tokio::test]
+async fn only_owners_of_the_policy_account_may_open_the_editor() {
+    let t = editor().await;
+    let (s, live) = t.get("olivia", "/v1/policies").await;
+    assert_eq!(s, StatusCode::OK, "{live}");
+    assert_eq!(live["account"], "agency");
+    assert_eq!(live["policies"].as_array().unwrap().len(), 19);
+    assert!(
+        live["schema"]
+            .as_str()
+            .unwrap()
+            .contains("action author_policies")
+    );
+    let tables = live["tables"].as_array().unwrap();
+    assert!(tables.len() > 300, "{} tables", tables.len());
+    assert!(
+        tables
+            .iter()
+            .all(|t| t["input"].is_string() && t["expect"].is_object())
+    );
+    assert_eq!(live["policy_hash"], t.host.gate.policy_hash());
+
+    // An admin is told which policy says no.
+    let (s, body) = t.get("ada", "/v1/policies").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    let reasons = &body["error"]["reasons"];
+    assert_eq!(reasons[0]["policy"], "PA.author-policies", "{body}");
+    assert!(
+        reasons[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only owners of Acme Agency may edit or publish the policies")
+    );
+    // The owner of another account learns nothing about this one.
+    let (s, _) = t.get("sola", "/v1/policies").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The account list carries the question's second column for the page.
+    let (_, accounts) = t.get("olivia", "/v1/accounts").await;
+    assert_eq!(accounts["policy_account"], "agency");
+    let actions: Vec<&str> = accounts["question"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["switch_account", "author_policies"]);
+
+    // Without --policy-account the editor is off, and says how to turn it on.
+    let off = common::acme().await;
+    let (s, body) = off.get("olivia", "/v1/policies").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--policy-account")
+    );
+    let (_, accounts) = off.get("olivia", "/v1/accounts").await;
+    assert_eq!(accounts["policy_account"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_strict_check_points_at_type_and_parse_errors() {
+    let t = editor().await;
+    let (_, live) = t.get("olivia", "/v1/policies").await;
+    let (s, ok) = t
+        .post(
+            "olivia",
+            "/v1/policies/check",
+            json!({"policies": live["policies"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ok["type"], "valid", "{ok}");
+    assert_eq!(ok["report"]["actions"], 32);
+
+    // An attribute the schema does not have: found by type validation, at
+    // the attribute.
+    let policies = edited(&live, "r18_audit.cedar", |t| {
+        t.replace(
+            "principal in resource.admins",
+            "principal in resource.auditors",
+        )
+    });
+    let (_, bad) = t
+        .post(
+            "olivia",
+            "/v1/policies/check",
+            json!({"policies": policies}),
+        )
+        .await;
+    assert_eq!(bad["type"], "invalid", "{bad}");
+    let p = &bad["problems"][0];
+    assert_eq!(p["location"], "R18.read-audit", "{bad}");
+    let text = policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "r18_audit.cedar")
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = p["offset"].as_u64().unwrap() as usize;
+    assert!(
+        text[at..].starts_with("resource.auditors"),
+        "{}",
+        &text[at..]
+    );
+
+    // A parse error names its file and where in it.
+    let policies = edited(&live, "r16_leave.cedar", |t| {
+        format!("{t}\npermit (principal,")
+    });
+    let (_, bad) = t
+        .post(
+            "olivia",
+            "/v1/policies/check",
+            json!({"policies": policies}),
+        )
+        .await;
+    assert_eq!(bad["type"], "invalid", "{bad}");
+    assert_eq!(bad["problems"][0]["location"], "r16_leave.cedar", "{bad}");
+    assert!(bad["problems"][0]["offset"].as_u64().unwrap() > 300);
+}
+
+#[tokio::test]
+async fn a_publish_the_tables_refuse_changes_nothing() {
+    let t = editor().await;
+    let (_, live) = t.get("olivia", "/v1/policies").await;
+    let hash = t.host.gate.policy_hash();
+    let state = t.state().await;
+    // Admins may no longer suspend: R7's tables fail.
+    let policies = edited(&live, "r07_suspend.cedar", |t| {
+        t.replacen(
+            "when { principal in resource.account.admins };",
+            "when { principal in resource.account.owners };",
+            1,
+        )
+    });
+    let (s, body) = t
+        .post(
+            "olivia",
+            "/v1/policies/publish",
+            json!({"policies": policies, "message": "admins stop suspending"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("not published:"), "{message}");
+    assert!(message.contains("FAIL r07_suspend"), "{message}");
+    assert!(
+        !message.contains("/tmp/"),
+        "the draft is not named by a temporary path: {message}"
+    );
+    assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 0);
+    assert_eq!(
+        t.int("SELECT count(*) FROM audit WHERE action = 'author_policies'")
+            .await,
+        0
+    );
+    assert_eq!(t.host.gate.policy_hash(), hash);
+    assert_eq!(t.state().await, state);
+
+    // A message is required (it is the version's record of why).
+    let (s, _) = t
+        .post(
+            "olivia",
+            "/v1/policies/publish",
+            json!({"policies": live["policies"], "message": "  "}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decides_with_it() {
+    let t = editor().await;
+    let (_, live) = t.get("olivia", "/v1/policies").await;
+    let before = t.host.gate.policy_hash();
+
+    // An admin's attempt is refused and audited; nothing is published.
+    let (s, _) = t
+        .post(
+            "ada",
+            "/v1/policies/publish",
+            json!({"policies": live["policies"], "message": "mine"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let denied = t.last_audit().await;
+    assert_eq!(denied["action"], "author_policies");
+    assert_eq!(denied["decision"], "denied");
+    assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 0);
+
+    let policies = edited(&live, "r16_leave.cedar", |t| format!("// Reviewed.\n{t}"));
+    let (s, body) = t
+        .post(
+            "olivia",
+            "/v1/policies/publish",
+            json!({"policies": policies, "message": "R16 reviewed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 1);
+    let hash = body["policy_hash"].as_str().unwrap();
+    assert_ne!(hash, before);
+    // This host answers under the new policies before it answered.
+    assert_eq!(t.host.gate.policy_hash(), hash);
+    let v = &t
+        .rows("SELECT version, author, message, policy_hash FROM policy_versions")
+        .await[0];
+    assert_eq!(v["author"], "olivia@acme.test");
+    assert_eq!(v["message"], "R16 reviewed");
+    assert_eq!(v["policy_hash"], hash);
+    let audit = t.last_audit().await;
+    assert_eq!(audit["id"], body["audit_id"]);
+    assert_eq!(audit["decision"], "allowed");
+    assert_eq!(audit["actor"], "user:olivia");
+    let after: Value = serde_json::from_str(audit["after_state"].as_str().unwrap()).unwrap();
+    assert_eq!(after["version"], 1);
+    assert_eq!(after["policy_hash"], hash);
+    let log = body["log"].as_array().unwrap();
+    assert!(
+        log.iter()
+            .any(|l| l.as_str().unwrap().contains("properties: 6 hold, 0 fail")),
+        "{body}"
+    );
+
+    // The same policies again: nothing to publish.
+    let (s, _) = t
+        .post(
+            "olivia",
+            "/v1/policies/publish",
+            json!({"policies": policies, "message": "again"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 1);
+}
