@@ -389,6 +389,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 host.gate.module_sha256(),
                 store.db.display()
             );
+            if let Some(a) = &host.settings.authoring {
+                println!(
+                    "policy editor: open to the owners of `{}` at http://{addr}/#/policies (publishes prove {} and run the tables of {})",
+                    a.account,
+                    a.policies.join("properties").display(),
+                    a.tables.display()
+                );
+                for (dir, flag) in [(&a.tables, "--tables"), (&a.policies, "--policies")] {
+                    if !dir.is_dir() {
+                        eprintln!(
+                            "gatehouse: `{}` is not a directory: the policy editor cannot publish until {flag} names one",
+                            dir.display()
+                        );
+                    }
+                }
+            }
             if pages {
                 println!(
                     "open http://{addr}/ in a browser{}",

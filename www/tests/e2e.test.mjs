@@ -343,6 +343,10 @@ test('the policy editor: live problems and tables in the page, the impact of a c
     await page.waitForFunction(() => /[1-9]\d* failed$/.test(document.querySelector('#tables-summary')?.textContent ?? ''));
     assert.ok(await page.locator('#publish-button').isDisabled(), 'failing tables cannot be published');
     assert.match(await page.locator('.failures').textContent(), /R7/);
+    // The draft was loaded only while the tables ran: the page's module
+    // answers under the live policies again.
+    const resident = await page.evaluate(async () => JSON.parse((await window.gatehouse.module()).call('{"op":"info"}')).policy_hash);
+    assert.equal(resident, await page.evaluate(() => window.gatehouse.loaded().policyHash));
     await page.click('#impact-button');
     await page.waitForSelector('#impact-summary');
     assert.match(await page.locator('#impact-summary').textContent(), /[1-9]\d* allow → deny/);

@@ -237,11 +237,6 @@ pub fn prove(dir: &Path) -> Result<Vec<PropertyResult>, String> {
     runtime()?.block_on(prove_async(dir))
 }
 
-/// How many cvc5 processes prove at once: the properties are dealt out to
-/// this many lanes, each with its own solver, so the solvers use both cores
-/// of a small machine while this thread compiles the next query.
-const LANES: usize = 2;
-
 /// [`prove`] for callers that already run inside a tokio runtime.
 pub async fn prove_async(dir: &Path) -> Result<Vec<PropertyResult>, String> {
     let bundle = load(dir)?;
@@ -250,108 +245,65 @@ pub async fn prove_async(dir: &Path) -> Result<Vec<PropertyResult>, String> {
     // sides of every query: a request that breaks one is denied by both, so it
     // can never be a counterexample.
     let policies = union(&bundle.policies, &assumptions)?;
-    let ctx = Ctx {
-        bundle: &bundle,
-        policies: &policies,
-        assumptions: &assumptions,
-    };
-    let lanes = (0..LANES).map(|lane| {
-        let mine: Vec<(usize, &Property)> = properties
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % LANES == lane)
-            .collect();
-        let ctx = &ctx;
-        async move {
-            if mine.is_empty() {
-                return Ok(Vec::new());
+    let mut symcc = solver()?;
+    // one compilation of the policies per request environment
+    let mut compiled: BTreeMap<RequestEnv, CompiledPolicySet> = BTreeMap::new();
+    let mut results = Vec::new();
+    for prop in &properties {
+        let start = Instant::now();
+        let envs = envs_of(&prop.pattern, &bundle.schema);
+        let pattern = union(&prop.pattern, &assumptions)?;
+        let mut failures: Vec<String> = Vec::new();
+        for env in &envs {
+            let pols = match compiled.entry(env.clone()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(
+                    CompiledPolicySet::compile(&policies, env, &bundle.schema)
+                        .map_err(|e| format!("compile policies for {}: {e:?}", env_name(env)))?,
+                ),
+            };
+            let pat = CompiledPolicySet::compile(&pattern, env, &bundle.schema)
+                .map_err(|e| format!("{}: compile for {}: {e:?}", prop.name, env_name(env)))?;
+            let cex = match prop.kind {
+                Kind::Never => {
+                    symcc
+                        .check_disjoint_with_counterexample_opt(pols, &pat)
+                        .await
+                }
+                Kind::Only => {
+                    symcc
+                        .check_implies_with_counterexample_opt(pols, &pat)
+                        .await
+                }
+                Kind::Always | Kind::Equivalent => {
+                    symcc
+                        .check_implies_with_counterexample_opt(&pat, pols)
+                        .await
+                }
             }
-            let mut symcc = solver()?;
-            // one compilation of the policies per request environment
-            let mut compiled = BTreeMap::new();
-            let mut out = Vec::new();
-            for (i, prop) in mine {
-                out.push((i, prove_one(ctx, &mut symcc, &mut compiled, prop).await?));
+            .map_err(|e| format!("{}: solver for {}: {e:?}", prop.name, env_name(env)))?;
+            if let Some(cex) = cex {
+                // one counterexample per failing environment
+                failures.push(render(
+                    &env_name(env),
+                    &cex.request,
+                    &cex.entities,
+                    &[("policies", &bundle.policies), ("pattern", &prop.pattern)],
+                ));
             }
-            Ok::<_, String>(out)
         }
-    });
-    let mut results: Vec<(usize, PropertyResult)> = Vec::new();
-    // Joined on this task: the solver waits are what overlap.
-    for lane in futures_util::future::join_all(lanes).await {
-        results.extend(lane?);
+        let counterexample = (!failures.is_empty()).then(|| failures.join("\n"));
+        results.push(PropertyResult {
+            name: prop.name.clone(),
+            says: prop.says.clone(),
+            kind: prop.kind,
+            envs: envs.len(),
+            held: counterexample.is_none(),
+            counterexample,
+            duration: start.elapsed(),
+        });
     }
-    results.sort_by_key(|(i, _)| *i);
-    Ok(results.into_iter().map(|(_, r)| r).collect())
-}
-
-/// What every property's proof reads.
-struct Ctx<'a> {
-    bundle: &'a Bundle,
-    policies: &'a PolicySet,
-    assumptions: &'a PolicySet,
-}
-
-/// Proves one property in every request environment it concerns.
-async fn prove_one(
-    ctx: &Ctx<'_>,
-    symcc: &mut CedarSymCompiler<LocalSolver>,
-    compiled: &mut BTreeMap<RequestEnv, CompiledPolicySet>,
-    prop: &Property,
-) -> Result<PropertyResult, String> {
-    let bundle = ctx.bundle;
-    let start = Instant::now();
-    let envs = envs_of(&prop.pattern, &bundle.schema);
-    let pattern = union(&prop.pattern, ctx.assumptions)?;
-    let mut failures: Vec<String> = Vec::new();
-    for env in &envs {
-        let pols = match compiled.entry(env.clone()) {
-            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => v.insert(
-                CompiledPolicySet::compile(ctx.policies, env, &bundle.schema)
-                    .map_err(|e| format!("compile policies for {}: {e:?}", env_name(env)))?,
-            ),
-        };
-        let pat = CompiledPolicySet::compile(&pattern, env, &bundle.schema)
-            .map_err(|e| format!("{}: compile for {}: {e:?}", prop.name, env_name(env)))?;
-        let cex = match prop.kind {
-            Kind::Never => {
-                symcc
-                    .check_disjoint_with_counterexample_opt(pols, &pat)
-                    .await
-            }
-            Kind::Only => {
-                symcc
-                    .check_implies_with_counterexample_opt(pols, &pat)
-                    .await
-            }
-            Kind::Always | Kind::Equivalent => {
-                symcc
-                    .check_implies_with_counterexample_opt(&pat, pols)
-                    .await
-            }
-        }
-        .map_err(|e| format!("{}: solver for {}: {e:?}", prop.name, env_name(env)))?;
-        if let Some(cex) = cex {
-            // one counterexample per failing environment
-            failures.push(render(
-                &env_name(env),
-                &cex.request,
-                &cex.entities,
-                &[("policies", &bundle.policies), ("pattern", &prop.pattern)],
-            ));
-        }
-    }
-    let counterexample = (!failures.is_empty()).then(|| failures.join("\n"));
-    Ok(PropertyResult {
-        name: prop.name.clone(),
-        says: prop.says.clone(),
-        kind: prop.kind,
-        envs: envs.len(),
-        held: counterexample.is_none(),
-        counterexample,
-        duration: start.elapsed(),
-    })
+    Ok(results)
 }
 
 /// Checks that the policies of `a` and `b` (same schema: `a`'s) decide every
