@@ -91,17 +91,10 @@ fn refuse(
     ApiError::Denied { reasons, audit_id }
 }
 
-/// The live bundle: the policy section of the module this host runs.
-fn live(host: &Host) -> ApiResult<Bundle> {
-    let (_, bytes) = host.gate.module();
-    let section = gatehouse_policy::module::policy_section(&bytes).map_err(ApiError::internal)?;
-    Bundle::from_bytes(section).map_err(ApiError::internal)
-}
-
-/// `GET /v1/policies`: what the editor starts from.
-pub async fn policies(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
-    let a = authoring(&host)?;
-    let (check, decided) = decide(&host, &p, &a.account).await?;
+/// The editor's settings, when the module allows `p` to author policies.
+async fn allowed<'h>(host: &'h Host, p: &Principal) -> ApiResult<&'h Authoring> {
+    let a = authoring(host)?;
+    let (check, decided) = decide(host, p, &a.account).await?;
     if !decided.answer.allowed {
         return Err(refuse(
             &check,
@@ -111,6 +104,19 @@ pub async fn policies(State(host): State<Host>, p: Principal) -> ApiResult<Json<
             None,
         ));
     }
+    Ok(a)
+}
+
+/// The live bundle: the policy section of the module this host runs.
+fn live(host: &Host) -> ApiResult<Bundle> {
+    let (_, bytes) = host.gate.module();
+    let section = gatehouse_policy::module::policy_section(&bytes).map_err(ApiError::internal)?;
+    Bundle::from_bytes(section).map_err(ApiError::internal)
+}
+
+/// `GET /v1/policies`: what the editor starts from.
+pub async fn policies(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+    let a = allowed(&host, &p).await?;
     let bundle = live(&host)?;
     let tables = match gatehouse_vectors::load_hand(&a.tables) {
         Ok(vectors) => vectors
@@ -197,17 +203,7 @@ pub async fn check_draft(
     p: Principal,
     Body(body): Body<Draft>,
 ) -> ApiResult<Json<Value>> {
-    let a = authoring(&host)?;
-    let (check, decided) = decide(&host, &p, &a.account).await?;
-    if !decided.answer.allowed {
-        return Err(refuse(
-            &check,
-            &a.account,
-            &p.user,
-            decided.answer.reasons,
-            None,
-        ));
-    }
+    allowed(&host, &p).await?;
     let bundle = bundle_of(&host, body.policies)?;
     Ok(Json(
         serde_json::to_value(Checked::strict(&bundle)).map_err(ApiError::internal)?,
@@ -220,17 +216,7 @@ pub async fn impact(
     p: Principal,
     Body(body): Body<Draft>,
 ) -> ApiResult<Json<Value>> {
-    let a = authoring(&host)?;
-    let (check, decided) = decide(&host, &p, &a.account).await?;
-    if !decided.answer.allowed {
-        return Err(refuse(
-            &check,
-            &a.account,
-            &p.user,
-            decided.answer.reasons,
-            None,
-        ));
-    }
+    allowed(&host, &p).await?;
     let bundle = draft(&host, body.policies)?;
     let engine = gatehouse_policy::Engine::from_bundle_bytes(&bundle.to_bytes())
         .map_err(|e| ApiError::BadRequest(format!("the policies do not load: {e}")))?;

@@ -29,6 +29,29 @@ async fn editor() -> T {
     t
 }
 
+/// `POST /v1/policies/check` as olivia.
+async fn check(t: &T, policies: &Value) -> Value {
+    let (s, body) = t
+        .post(
+            "olivia",
+            "/v1/policies/check",
+            json!({ "policies": policies }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    body
+}
+
+/// `POST /v1/policies/publish` as `user`.
+async fn publish(t: &T, user: &str, policies: &Value, message: &str) -> (StatusCode, Value) {
+    t.post(
+        user,
+        "/v1/policies/publish",
+        json!({ "policies": policies, "message": message }),
+    )
+    .await
+}
+
 /// The live files with `file` edited.
 fn edited(live: &Value, file: &str, edit: impl Fn(&str) -> String) -> Value {
     let mut found = false;
@@ -118,14 +141,7 @@ async fn only_owners_of_the_policy_account_may_open_the_editor() {
 async fn the_strict_check_points_at_type_and_parse_errors() {
     let t = editor().await;
     let (_, live) = t.get("olivia", "/v1/policies").await;
-    let (s, ok) = t
-        .post(
-            "olivia",
-            "/v1/policies/check",
-            json!({"policies": live["policies"]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let ok = check(&t, &live["policies"]).await;
     assert_eq!(ok["type"], "valid", "{ok}");
     assert_eq!(ok["report"]["actions"], 32);
 
@@ -137,13 +153,7 @@ async fn the_strict_check_points_at_type_and_parse_errors() {
             "principal in resource.auditors",
         )
     });
-    let (_, bad) = t
-        .post(
-            "olivia",
-            "/v1/policies/check",
-            json!({"policies": policies}),
-        )
-        .await;
+    let bad = check(&t, &policies).await;
     assert_eq!(bad["type"], "invalid", "{bad}");
     let p = &bad["problems"][0];
     assert_eq!(p["location"], "R18.read-audit", "{bad}");
@@ -167,13 +177,7 @@ async fn the_strict_check_points_at_type_and_parse_errors() {
     let policies = edited(&live, "r16_leave.cedar", |t| {
         format!("{t}\npermit (principal,")
     });
-    let (_, bad) = t
-        .post(
-            "olivia",
-            "/v1/policies/check",
-            json!({"policies": policies}),
-        )
-        .await;
+    let bad = check(&t, &policies).await;
     assert_eq!(bad["type"], "invalid", "{bad}");
     assert_eq!(bad["problems"][0]["location"], "r16_leave.cedar", "{bad}");
     assert!(bad["problems"][0]["offset"].as_u64().unwrap() > 300);
@@ -193,13 +197,7 @@ async fn a_publish_the_tables_refuse_changes_nothing() {
             1,
         )
     });
-    let (s, body) = t
-        .post(
-            "olivia",
-            "/v1/policies/publish",
-            json!({"policies": policies, "message": "admins stop suspending"}),
-        )
-        .await;
+    let (s, body) = publish(&t, "olivia", &policies, "admins stop suspending").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("not published:"), "{message}");
@@ -218,13 +216,7 @@ async fn a_publish_the_tables_refuse_changes_nothing() {
     assert_eq!(t.state().await, state);
 
     // A message is required (it is the version's record of why).
-    let (s, _) = t
-        .post(
-            "olivia",
-            "/v1/policies/publish",
-            json!({"policies": live["policies"], "message": "  "}),
-        )
-        .await;
+    let (s, _) = publish(&t, "olivia", &live["policies"], "  ").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
@@ -235,13 +227,7 @@ async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decid
     let before = t.host.gate.policy_hash();
 
     // An admin's attempt is refused and audited; nothing is published.
-    let (s, _) = t
-        .post(
-            "ada",
-            "/v1/policies/publish",
-            json!({"policies": live["policies"], "message": "mine"}),
-        )
-        .await;
+    let (s, _) = publish(&t, "ada", &live["policies"], "mine").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let denied = t.last_audit().await;
     assert_eq!(denied["action"], "author_policies");
@@ -249,13 +235,7 @@ async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decid
     assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 0);
 
     let policies = edited(&live, "r16_leave.cedar", |t| format!("// Reviewed.\n{t}"));
-    let (s, body) = t
-        .post(
-            "olivia",
-            "/v1/policies/publish",
-            json!({"policies": policies, "message": "R16 reviewed"}),
-        )
-        .await;
+    let (s, body) = publish(&t, "olivia", &policies, "R16 reviewed").await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 1);
     let hash = body["policy_hash"].as_str().unwrap();
@@ -283,13 +263,7 @@ async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decid
     );
 
     // The same policies again: nothing to publish.
-    let (s, _) = t
-        .post(
-            "olivia",
-            "/v1/policies/publish",
-            json!({"policies": policies, "message": "again"}),
-        )
-        .await;
+    let (s, _) = publish(&t, "olivia", &policies, "again").await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 1);
 }
