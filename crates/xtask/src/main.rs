@@ -401,7 +401,14 @@ fn run(extra: &[String]) -> Result {
     let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
     let module = wasm()?;
     let pages = www()?;
-    let db = root().join("gatehouse-demo.db");
+    // The policy editor's publish proves with cvc5; the demo runs without it.
+    if let Err(e) = ensure_cvc5() {
+        eprintln!(
+            "warning: {e}: publishing from the policy editor will fail until cvc5 is installed"
+        );
+    }
+    let root = root();
+    let db = root.join("gatehouse-demo.db");
     let mut cmd = cargo();
     cmd.args([
         "run",
@@ -420,6 +427,10 @@ fn run(extra: &[String]) -> Result {
     .arg(&db)
     .arg("--www")
     .arg(&pages)
+    .arg("--policies")
+    .arg(root.join("policies"))
+    .arg("--tables")
+    .arg(root.join("tests/vectors"))
     .args(extra);
     sh(&mut cmd)
 }
