@@ -166,6 +166,11 @@ pub struct Draft {
 pub struct PublishBody {
     policies: Vec<PolicyFile>,
     message: String,
+    /// The policy hash the draft was begun on: when given and no longer the
+    /// live one, someone published meanwhile and the publish is refused
+    /// (409) rather than silently undoing their change.
+    #[serde(default)]
+    base: Option<String>,
 }
 
 /// The draft as a bundle: the live schema and the edited files, by name.
@@ -241,6 +246,14 @@ pub async fn publish(
         return Err(ApiError::BadRequest(
             "say why in `message`: it is recorded with the version".into(),
         ));
+    }
+    if let Some(base) = &body.base
+        && *base != host.gate.policy_hash()
+    {
+        return Err(ApiError::Conflict(format!(
+            "the live policies changed since this draft was begun (now policy {}): review the draft and its impact against them, then publish again",
+            host.gate.policy_hash()
+        )));
     }
     let (check, decided) = decide(&host, &p, &a.account).await?;
     let before =

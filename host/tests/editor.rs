@@ -262,6 +262,23 @@ async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decid
         "{body}"
     );
 
+    // A draft begun on the old policies is refused: it would undo this one.
+    let (s, body) = t
+        .post(
+            "olivia",
+            "/v1/policies/publish",
+            json!({"policies": live["policies"], "message": "stale", "base": before}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed since this draft was begun")
+    );
+    assert_eq!(t.host.gate.policy_hash(), hash);
+
     // The same policies again: nothing to publish.
     let (s, _) = publish(&t, "olivia", &policies, "again").await;
     assert_eq!(s, StatusCode::CONFLICT);

@@ -222,10 +222,22 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
   const files: PolicyFile[] = data.policies.map((f) => ({ file: f.file, text: drafts?.files[f.file] ?? f.text }));
   // Drafts begun on other policies: say so (the tables and the impact
   // compare them with what is live now).
+  let base = drafts?.base ?? data.policy_hash;
   const stale = drafts && drafts.base !== data.policy_hash && Object.keys(drafts.files).length > 0
-    ? h('div', { class: 'notice denied', role: 'alert' }, h('p', {}, `The live policies changed since you began editing ${Object.keys(drafts.files).join(', ')}: your edits are kept; review them against what is live now, or discard them.`))
+    ? h(
+        'div',
+        { class: 'notice denied', role: 'alert', id: 'stale' },
+        h('p', {}, `Someone published since you began editing ${Object.keys(drafts.files).join(', ')}. Your edits are kept, but publishing them as they are would undo what changed in those files. Review them against what is live now (the tables and the impact use it), then keep them or discard them.`),
+        h('button', {
+          type: 'button',
+          onclick: () => {
+            base = data.policy_hash;
+            saveDrafts(base, files, original);
+            stale?.remove();
+          },
+        }, 'Keep my edits on the live policies'),
+      )
     : null;
-  const base = drafts?.base ?? data.policy_hash;
   let current = 0;
   let valid = false;
   let tablesFailed = 0;
@@ -395,6 +407,7 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
   discard.addEventListener('click', () => {
     for (const f of files) f.text = original.get(f.file) ?? f.text;
     sessionStorage.removeItem(DRAFTS);
+    base = data.policy_hash;
     stale?.remove();
     open(current);
   });
@@ -421,7 +434,7 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
     publishButton.disabled = true;
     publishOut.replaceChildren(h('p', { class: 'muted' }, 'Publishing: the decision tables and the proofs run again on the host…'));
     try {
-      lastPublish = await api<{ version: number; policy_hash: string; log: string[] }>('POST', '/v1/policies/publish', { policies: files, message: message.value });
+      lastPublish = await api<{ version: number; policy_hash: string; log: string[] }>('POST', '/v1/policies/publish', { policies: files, message: message.value, base });
       sessionStorage.removeItem(DRAFTS);
       // The host announced the new module with its answer: the page loads
       // it and renders again, showing the result.
