@@ -126,6 +126,11 @@ pub fn validate(dir: &Path) -> Outcome {
 /// reasons that were returned.
 pub fn test(dir: &Path, tables: &Path) -> Outcome {
     validate(dir)?;
+    run_tables(dir, tables)
+}
+
+/// [`test`] on a directory that was validated.
+fn run_tables(dir: &Path, tables: &Path) -> Outcome {
     let (engine, _) = gatehouse_vectors::native_engine(dir)?;
     let vectors = gatehouse_vectors::load_hand(tables)?;
     let mut failures = Vec::new();
@@ -259,12 +264,19 @@ pub struct Prepared {
 /// tables, prove the properties, bake into `engine` (the bytes of a built
 /// module) and load the baked policies as every host will.
 pub async fn prepare(dir: &Path, tables: &Path, engine: &[u8]) -> Result<Prepared, String> {
-    use sha2::{Digest, Sha256};
-    let mut log = vec![validate(dir)?, test(dir, tables)?, prove(dir).await?];
+    // Validated once; the tables and the proofs then run on that.
+    let mut log = vec![
+        validate(dir)?,
+        run_tables(dir, tables)?,
+        run_proofs(dir).await?,
+    ];
     let bundle = gatehouse_bake::read_policies(dir).map_err(|e| e.to_string())?;
-    let (module, _) = gatehouse_bake::bake_bytes(engine, &bundle).map_err(|e| e.to_string())?;
-    let module_sha256 = gatehouse_policy::engine::hex(&Sha256::digest(&module));
-    let policy_hash = gatehouse_policy::engine::hex(&Sha256::digest(bundle.to_bytes()));
+    let gatehouse_bake::BakedBytes {
+        module,
+        module_sha256,
+        policy_hash,
+        ..
+    } = gatehouse_bake::bake_bytes(engine, &bundle).map_err(|e| e.to_string())?;
     // The engine code is the module's, byte for byte (a host already runs
     // it); what changed is the policy section. Read it back from the baked
     // bytes and load it as every host will. Compiling the whole module
@@ -413,6 +425,11 @@ fn render_proofs(results: &[gatehouse_prove::PropertyResult]) -> (bool, String) 
 /// counterexample request.
 pub async fn prove(dir: &Path) -> Outcome {
     validate(dir)?;
+    run_proofs(dir).await
+}
+
+/// [`prove`] on a directory that was validated.
+async fn run_proofs(dir: &Path) -> Outcome {
     if !dir.join("properties").is_dir() {
         return Ok(format!(
             "{}: no properties/ directory: nothing to prove",

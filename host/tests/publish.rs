@@ -34,7 +34,7 @@ fn admins_may_not_suspend() -> std::path::PathBuf {
 fn baked_gate(dir: &std::path::Path) -> Gate {
     let bundle = gatehouse_bake::read_policies(dir).unwrap();
     let engine = std::fs::read(common::module_path()).unwrap();
-    let (module, _) = gatehouse_bake::bake_bytes(&engine, &bundle).unwrap();
+    let module = gatehouse_bake::bake_bytes(&engine, &bundle).unwrap().module;
     Gate::from_bytes(module).unwrap()
 }
 

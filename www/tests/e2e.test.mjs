@@ -372,5 +372,12 @@ test('the policy editor: live problems and tables in the page, the impact of a c
     await page.goto(`${host.url}/#/a/agency/audit?action=author_policies`);
     await page.waitForSelector('table.audit');
     assert.match(await page.locator('table.audit tbody').textContent(), /user:olivia.*author_policies.*allowed/s);
+    // At 360 px the editor stacks; nothing scrolls sideways.
+    const phone = await signIn(browser, host, 'olivia@acme.test', { width: 360, height: 740 });
+    await phone.click('#policies-link');
+    await phone.waitForSelector('#checks .good');
+    const wide = await phone.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 360, `the editor is ${wide} px wide at 360`);
+    await shot(phone, 'policies-360');
   });
 });

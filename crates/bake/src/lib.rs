@@ -108,12 +108,31 @@ pub struct Baked {
     pub report: CheckReport,
 }
 
+/// A module with its policies, in memory (what [`bake`] writes).
+#[derive(Debug, Clone)]
+pub struct BakedBytes {
+    /// The engine's bytes with the bundle as their policy section.
+    pub module: Vec<u8>,
+    /// sha256 of `module`.
+    pub module_sha256: String,
+    /// sha256 of the policy section payload: the hash every decision carries.
+    pub policy_hash: String,
+    /// What the strict check found.
+    pub report: CheckReport,
+}
+
 /// Checks `bundle` strictly and returns `engine` with it as its policy section.
-pub fn bake_bytes(engine: &[u8], bundle: &Bundle) -> Result<(Vec<u8>, CheckReport), BakeError> {
+pub fn bake_bytes(engine: &[u8], bundle: &Bundle) -> Result<BakedBytes, BakeError> {
     let report = gatehouse_policy::check(bundle).map_err(BakeError::Invalid)?;
-    let module = gatehouse_policy::module::with_policy_section(engine, &bundle.to_bytes())
+    let section = bundle.to_bytes();
+    let module = gatehouse_policy::module::with_policy_section(engine, &section)
         .map_err(BakeError::Module)?;
-    Ok((module, report))
+    Ok(BakedBytes {
+        module_sha256: hex(&Sha256::digest(&module)),
+        policy_hash: hex(&Sha256::digest(&section)),
+        module,
+        report,
+    })
 }
 
 /// Reads `policies`, checks them, bakes them into the engine module at
@@ -121,11 +140,15 @@ pub fn bake_bytes(engine: &[u8], bundle: &Bundle) -> Result<(Vec<u8>, CheckRepor
 pub fn bake(policies: &Path, engine: &Path, out: &Path) -> Result<Baked, BakeError> {
     let bundle = read_policies(policies)?;
     let engine_bytes = std::fs::read(engine).map_err(io(engine))?;
-    let (module, report) = bake_bytes(&engine_bytes, &bundle)?;
+    let BakedBytes {
+        module,
+        module_sha256,
+        policy_hash,
+        report,
+    } = bake_bytes(&engine_bytes, &bundle)?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let module_sha256 = hex(&Sha256::digest(&module));
     // Write beside and rename, so a reader never sees half a module.
     let tmp = out.with_extension("wasm.tmp");
     std::fs::write(&tmp, &module).map_err(io(&tmp))?;
@@ -135,7 +158,7 @@ pub fn bake(policies: &Path, engine: &Path, out: &Path) -> Result<Baked, BakeErr
     Ok(Baked {
         path: out.to_owned(),
         module_sha256,
-        policy_hash: hex(&Sha256::digest(bundle.to_bytes())),
+        policy_hash,
         size: module.len(),
         report,
     })
