@@ -774,6 +774,14 @@ impl Host {
             job: attempt.job_item.as_ref().map(|(j, _)| j.clone()),
         };
         if !decision.allowed {
+            let hidden = plan.hide_from_strangers
+                && matches!((&plan.account, attempt.user_id()),
+                    (Some(account), Some(user)) if stranger(&check.facts, account, user));
+            if hidden {
+                // A stranger's attempt is the host's to record, not the
+                // account's: its log shows its members' doings only.
+                entry.account = None;
+            }
             let audit_id = audit::record(&mut tx, &entry).await?;
             if let Some((job, account)) = &attempt.job_item {
                 let reasons =
@@ -790,10 +798,7 @@ impl Host {
                 .await?;
             }
             tx.commit().await?;
-            if plan.hide_from_strangers
-                && let (Some(account), Some(user)) = (&plan.account, attempt.user_id())
-                && stranger(&check.facts, account, user)
-            {
+            if hidden && let Some(account) = &plan.account {
                 // The same answer as for an id that does not exist.
                 return Err(match &plan.target {
                     Target::Invitation(_) => ApiError::NotFound("no such invitation".into()),

@@ -285,6 +285,7 @@ pub async fn load(
         resources,
         owner_removal_requests,
         devices,
+        derived: Default::default(),
     })
 }
 

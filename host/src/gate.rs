@@ -127,7 +127,7 @@ impl Gate {
         &self,
         op: &'static str,
         body: &impl Serialize,
-        pick: impl FnOnce(Option<Decision>, Option<BatchDecision>) -> Option<T>,
+        pick: impl FnOnce(Option<Decision>, Option<BatchDecision>, Option<Box<Batch>>) -> Option<T>,
     ) -> Result<Decided<T>, ApiError> {
         let loaded = self
             .current()
@@ -141,8 +141,9 @@ impl Gate {
                 policy_hash,
                 decision,
                 batch,
+                question,
                 ..
-            } => pick(decision, batch)
+            } => pick(decision, batch, question)
                 .map(|answer| Decided {
                     answer,
                     policy_hash,
@@ -160,12 +161,18 @@ impl Gate {
 
     /// One decision.
     pub fn authorize(&self, check: &Check) -> Result<Decided<Decision>, ApiError> {
-        self.ask("authorize", check, |d, _| d)
+        self.ask("authorize", check, |d, _, _| d)
     }
 
     /// Every (target, action) cell for one actor, in one call.
     pub fn batch(&self, batch: &Batch) -> Result<Decided<BatchDecision>, ApiError> {
-        self.ask("batch", batch, |_, b| b)
+        self.ask("batch", batch, |_, b, _| b)
+    }
+
+    /// The batch reduced to what its actor may see, asked of the module
+    /// (need to know: the policies say which rows a viewer may see).
+    pub fn minimize(&self, batch: &Batch) -> Result<Batch, ApiError> {
+        self.ask("minimize", batch, |_, _, q| q).map(|d| *d.answer)
     }
 }
 
@@ -177,8 +184,9 @@ struct Envelope<'a, B> {
     body: &'a B,
 }
 
-/// The batch envelope a page sends to its own copy of the module: reads
-/// hand it out so the browser pre-checks with exactly the server's facts.
+/// The batch envelope a page sends to its own copy of the module, built
+/// from the minimized batch (see [`Gate::minimize`]): the page pre-checks
+/// on only what its viewer may see, with the server's very answers.
 pub fn question(batch: &Batch) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(Envelope {
         op: "batch",

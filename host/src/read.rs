@@ -1,13 +1,15 @@
 //! Reads that show what a caller may do: the members list with every
 //! member's allowed actions (one batch call into the module), the account
 //! switcher, invitations, owner-removal requests, devices and the audit log.
-//! Reads are decided like changes (view_members, read_audit, view_devices)
-//! but not audited.
+//! Reads are decided like changes (view_members, view_invitations,
+//! view_owner_removal_requests, read_audit, view_devices) but not audited.
 //!
 //! Each read that lists actions also hands out its `question`: the batch
-//! envelope it asked, facts included. The browser asks its own copy of the
-//! module that very question, so the page's menus come from the same bytes
-//! and the same facts as the server's answers; the server still enforces.
+//! envelope it asked, minimized by the module to what its cells need (need
+//! to know: no roster, invitee or resource of an account the viewer may
+//! not see, ancestors reduced to derived counts and inherited roles). The
+//! browser asks its own copy of the module that question and gets the
+//! server's very answers; the server still enforces.
 
 use std::collections::BTreeSet;
 
@@ -90,6 +92,40 @@ fn cell(d: &Decision) -> Value {
 }
 
 impl Host {
+    /// The question a read hands out: `batch` minimized by the module to
+    /// what its cells need, so a page holds no row its viewer may not see
+    /// and still decides exactly as the server did on the full facts.
+    fn hand_out(&self, batch: &Batch) -> Result<Value, ApiError> {
+        crate::gate::question(&self.gate.minimize(batch)?)
+    }
+
+    /// The accounts of `facts` on which `user` may do `action` (one batch
+    /// call: which rows a viewer sees is the policies' answer).
+    fn allowed_accounts(
+        &self,
+        user: &str,
+        facts: &Facts,
+        action: &str,
+        accounts: &[&str],
+    ) -> Result<BTreeSet<String>, ApiError> {
+        let batch = ui_batch(
+            user,
+            facts.clone(),
+            accounts
+                .iter()
+                .map(|a| Target::Account(AccountId((*a).to_owned())))
+                .collect(),
+            vec![plain(action)],
+        );
+        let decided = self.gate.batch(&batch)?;
+        Ok(accounts
+            .iter()
+            .zip(&decided.answer.cells)
+            .filter(|(_, cells)| cells.first().is_some_and(|d| d.allowed))
+            .map(|(a, _)| (*a).to_owned())
+            .collect())
+    }
+
     /// The facts for `scope` (and `user`), read in a transaction of their own.
     async fn read_facts(&self, scope: &Scope, user: &str) -> Result<Facts, ApiError> {
         let mut tx = self.store.begin_read().await?;
@@ -211,7 +247,7 @@ impl Host {
                 "total": a.included_seats + a.extra_seats,
             })),
             "action_keys": actions.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-            "question": crate::gate::question(&batch)?,
+            "question": self.hand_out(&batch)?,
         }))
     }
 
@@ -251,6 +287,7 @@ impl Host {
         );
         let decided = self.gate.batch(&batch)?;
         let mut out = Vec::with_capacity(ids.len());
+        let mut listed = Vec::with_capacity(ids.len());
         for (id, cells) in ids.iter().zip(&decided.answer.cells) {
             let Some(d) = cells.first() else { continue };
             let a = batch.facts.accounts.iter().find(|a| a.id.as_str() == id);
@@ -259,32 +296,61 @@ impl Host {
                 .memberships
                 .iter()
                 .find(|m| m.account.as_str() == id && m.user.as_str() == user);
+            // An account is the user's to see when they hold a membership of
+            // it (whatever its status: they see that status) or the policies
+            // let them switch into it (inherited access). Of an account they
+            // may not switch into they see its name and their own status.
+            if own.is_none() && !d.allowed {
+                continue;
+            }
+            listed.push(Target::Account(AccountId(id.clone())));
             out.push(json!({
                 "id": id,
                 "name": a.map(|a| a.name.clone()),
-                "parent": a.and_then(|a| a.parent.clone()),
+                "parent": a.and_then(|a| a.parent.clone()).filter(|_| d.allowed),
                 "role": own.map(|m| to_word(&m.role)),
                 "status": own.map(|m| to_word(&m.status)),
                 "inherited": own.is_none(),
-                "seats": a.map(|a| json!({
+                "seats": a.filter(|_| d.allowed).map(|a| json!({
                     "in_use": gatehouse_policy::seats_in_use(&batch.facts, id),
                     "total": a.included_seats + a.extra_seats,
                 })),
                 "switch": cell(d),
             }));
         }
+        // The invite dialog's question: the same accounts with an invite
+        // column, so its facts hold the members and invitations of exactly
+        // the accounts whose invitations the user may see (it checks typed
+        // addresses on them); the page puts its own columns in.
+        let invite = Batch {
+            targets: listed.clone(),
+            actions: vec![ActionCall {
+                action: "invite".into(),
+                params: Params {
+                    role: Some(RequestedRole::Basic),
+                    email: Some("someone@example.invalid".into()),
+                    ..Params::default()
+                },
+            }],
+            ..batch.clone()
+        };
+        let switcher = Batch {
+            targets: listed,
+            ..batch
+        };
         Ok(json!({
             "accounts": out,
             "policy_account": self.settings.authoring.as_ref().map(|a| a.account.clone()),
             "policy_hash": decided.policy_hash,
-            "question": crate::gate::question(&batch)?,
+            "question": self.hand_out(&switcher)?,
+            "invite_question": self.hand_out(&invite)?,
         }))
     }
 
     /// Invitations of an account with derived status and resend/revoke decisions.
     pub async fn invitations(&self, user: &str, account: &str) -> Result<Value, ApiError> {
         let facts = self
-            .ask(user, "view_members", account, Scope::default())
+            .ask(user, "view_invitations", account, Scope::default())
             .await?;
         let now = facts.now;
         let rows = sqlx::query(
@@ -348,7 +414,7 @@ impl Host {
         Ok(json!({
             "invitations": out,
             "action_keys": ["resend_invitation", "revoke_invitation"],
-            "question": crate::gate::question(&batch)?,
+            "question": self.hand_out(&batch)?,
         }))
     }
 
@@ -359,7 +425,12 @@ impl Host {
         account: &str,
     ) -> Result<Value, ApiError> {
         let facts = self
-            .ask(user, "view_members", account, Scope::default())
+            .ask(
+                user,
+                "view_owner_removal_requests",
+                account,
+                Scope::default(),
+            )
             .await?;
         let now = facts.now;
         let keys = [
@@ -399,7 +470,7 @@ impl Host {
         Ok(json!({
             "requests": out,
             "action_keys": keys,
-            "question": crate::gate::question(&batch)?,
+            "question": self.hand_out(&batch)?,
         }))
     }
 
@@ -431,7 +502,11 @@ impl Host {
             ..Scope::default()
         };
         let facts = self.ask(user, "view_members", account, scope).await?;
-        let subtree: BTreeSet<&str> = facts::subtree(&facts, account);
+        // Only the sub-accounts whose members the user may see (a
+        // suspension on one of them hides it).
+        let subtree: Vec<&str> = facts::subtree(&facts, account).into_iter().collect();
+        let seen = self.allowed_accounts(user, &facts, "view_members", &subtree)?;
+        let subtree: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
         let mut people: Vec<&gatehouse_policy::facts::User> = facts
             .users
             .iter()
@@ -473,7 +548,7 @@ impl Host {
         );
         Ok(json!({
             "candidates": rows,
-            "question": crate::gate::question(&batch)?,
+            "question": self.hand_out(&batch)?,
         }))
     }
 
@@ -498,7 +573,7 @@ impl Host {
         );
         Ok(json!({
             "action_keys": keys,
-            "question": crate::gate::question(&batch)?,
+            "question": self.hand_out(&batch)?,
             "id": row.try_get::<String, _>("id")?,
             "email": row.try_get::<String, _>("email")?,
             "name": row.try_get::<String, _>("name")?,
@@ -563,7 +638,7 @@ impl Host {
         Ok(json!({
             "devices": out,
             "action_keys": ["sign_out_device"],
-            "question": crate::gate::question(&batch)?,
+            "question": self.hand_out(&batch)?,
         }))
     }
 }

@@ -424,6 +424,75 @@ impl Engine {
         Ok(BatchDecision { cells })
     }
 
+    /// The entity type names.
+    pub(crate) fn types(&self) -> &Types {
+        &self.types
+    }
+
+    /// Ok when every cell of `batch` resolves (actor, targets, parameters),
+    /// without deciding any.
+    pub(crate) fn check_resolves(
+        &self,
+        world: &World<'_>,
+        batch: &Batch,
+    ) -> Result<(), EngineError> {
+        for call in &batch.actions {
+            let slice = self.slice(&call.action)?;
+            self.principal(world, &batch.actor, &slice.decl)?;
+            for target in &batch.targets {
+                self.resource(world, target, slice.decl.resource, &slice.decl.name)?;
+                self.context(world, slice, target, &call.params, batch.source)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `actor` may do `action` (without parameters) on `account`; an
+    /// action the schema lacks, or one that takes parameters, allows nothing.
+    pub(crate) fn allows_on_account(
+        &self,
+        world: &World<'_>,
+        actor: &Actor,
+        action: &str,
+        account: &str,
+    ) -> Result<bool, EngineError> {
+        let Some(slice) = self.slices.get(action) else {
+            return Ok(false);
+        };
+        if slice.decl.resource != ResourceKind::Account
+            || slice.decl.context.iter().any(|c| c.param().is_some())
+        {
+            return Ok(false);
+        }
+        let Ok(principal) = self.principal(world, actor, &slice.decl) else {
+            return Ok(false);
+        };
+        let target = Target::Account(crate::facts::AccountId(account.to_owned()));
+        let resource = self.types.account_uid(account);
+        Ok(self
+            .decide(
+                world,
+                &principal,
+                slice,
+                &resource,
+                &target,
+                &Params::default(),
+                Source::Api,
+            )?
+            .allowed)
+    }
+
+    /// Whether `action`'s context counts the target account's member and
+    /// invitation emails.
+    pub(crate) fn uses_email(&self, action: &str) -> bool {
+        self.slices.get(action).is_some_and(|s| {
+            s.decl
+                .context
+                .iter()
+                .any(|c| matches!(c, CtxAttr::EmailPending | CtxAttr::EmailMember))
+        })
+    }
+
     fn slice(&self, action: &str) -> Result<&Slice, EngineError> {
         self.slices
             .get(action)

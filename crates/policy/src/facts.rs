@@ -202,7 +202,7 @@ impl ResourceKind {
 }
 
 /// A user's global identity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct User {
@@ -215,7 +215,7 @@ pub struct User {
 }
 
 /// A customer account; `parent` makes it a sub-account of an agency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Account {
@@ -236,7 +236,7 @@ pub struct Account {
 }
 
 /// One user's explicit membership of one account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
@@ -259,7 +259,7 @@ pub struct Membership {
 }
 
 /// An invitation of an email address to one account with one role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Invitation {
@@ -282,7 +282,7 @@ pub struct Invitation {
 }
 
 /// A resource owned by a member in an account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct OwnedResource {
@@ -301,7 +301,7 @@ pub struct OwnedResource {
 }
 
 /// A request that an owner lose the owner role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct OwnerRemovalRequest {
@@ -324,7 +324,7 @@ pub struct OwnerRemovalRequest {
 }
 
 /// A signed-in browser or API token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Device {
@@ -340,7 +340,7 @@ pub struct Device {
 
 /// Everything a decision may look at. `now` is the host's clock: the module
 /// has none.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Facts {
@@ -374,4 +374,131 @@ pub struct Facts {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub devices: Vec<Device>,
+    /// What was derived from rows a minimized question leaves out (see
+    /// [`Derived`]); empty for the full facts a host reads.
+    #[serde(default, skip_serializing_if = "Derived::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
+    pub derived: Derived,
+}
+
+/// Values the engine derived from the full facts, carried by a minimized
+/// question in place of the rows they came from (need to know: an agency's
+/// client gets "you are an owner here through the agency" and "2 active
+/// owners", not the agency's roster). Each value, when given, is used
+/// instead of what the question's own rows would give, so the question
+/// decides exactly as the full facts did. Hosts never write these by hand:
+/// [`crate::Engine::minimize`] does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct Derived {
+    /// Account attributes counted over rows left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
+    pub accounts: Vec<AccountSummary>,
+    /// User attributes counted over rows left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
+    pub users: Vec<UserSummary>,
+    /// Role groups users are in on the question's accounts, through
+    /// memberships left out (agency inheritance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
+    pub grants: Vec<Grant>,
+    /// Memberships a pending owner-removal request left out targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
+    pub pending_owner_removal: Vec<MemberRef>,
+}
+
+impl Derived {
+    /// True when nothing was derived (full facts).
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.users.is_empty()
+            && self.grants.is_empty()
+            && self.pending_owner_removal.is_empty()
+    }
+}
+
+/// An account's counted attributes (see the schema's `Account`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct AccountSummary {
+    /// The account.
+    pub account: AccountId,
+    /// It has sub-accounts.
+    pub is_agency: bool,
+    /// Members plus pending, unexpired invitations.
+    pub seats_in_use: i64,
+    /// Active owners with an explicit membership.
+    pub active_owners: i64,
+}
+
+/// A user's counted attributes (see the schema's `User`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct UserSummary {
+    /// The user.
+    pub user: UserId,
+    /// Resources owned in any account.
+    pub owned_resources: i64,
+    /// Accounts of which the user is the only active owner.
+    pub sole_owner_of: i64,
+}
+
+/// The group a grant puts a user in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum GrantGroup {
+    /// At least this role (the group of the highest role held).
+    Owner,
+    /// At least admin.
+    Admin,
+    /// At least standard.
+    Standard,
+    /// At least basic.
+    Basic,
+    /// Suspended on this account.
+    Suspended,
+}
+
+impl GrantGroup {
+    /// The role group's word (`owner`…), `None` for the suspended group.
+    pub fn role_word(self) -> Option<&'static str> {
+        match self {
+            GrantGroup::Owner => Some("owner"),
+            GrantGroup::Admin => Some("admin"),
+            GrantGroup::Standard => Some("standard"),
+            GrantGroup::Basic => Some("basic"),
+            GrantGroup::Suspended => None,
+        }
+    }
+}
+
+/// "`user` is in `group` of `account`".
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// The user.
+    pub user: UserId,
+    /// The account.
+    pub account: AccountId,
+    /// The group.
+    pub group: GrantGroup,
+}
+
+/// One membership by its key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct MemberRef {
+    /// The account.
+    pub account: AccountId,
+    /// The member.
+    pub user: UserId,
 }

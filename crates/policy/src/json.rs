@@ -27,6 +27,9 @@ pub enum Envelope {
     Authorize(Check),
     /// Every (target, action) cell for one actor.
     Batch(Batch),
+    /// The batch reduced to what its actor may see (need to know); its
+    /// answers equal the batch's.
+    Minimize(Batch),
     /// What is loaded.
     Info,
 }
@@ -63,6 +66,10 @@ pub enum Answer {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         batch: Option<BatchDecision>,
+        /// For `minimize`: the question to hand out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        question: Option<Box<Batch>>,
         /// For `info`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
@@ -105,6 +112,7 @@ pub fn answer(engine: Option<&Engine>, envelope: &Envelope) -> Answer {
         policy_hash: engine.policy_hash().to_owned(),
         decision,
         batch,
+        question: None,
         info,
     };
     match envelope {
@@ -114,6 +122,16 @@ pub fn answer(engine: Option<&Engine>, envelope: &Envelope) -> Answer {
         },
         Envelope::Batch(batch) => match engine.allowed_actions(batch) {
             Ok(b) => success(None, Some(b), None),
+            Err(e) => Answer::failure(&e),
+        },
+        Envelope::Minimize(batch) => match engine.minimize(batch) {
+            Ok(question) => Answer::Success {
+                policy_hash: engine.policy_hash().to_owned(),
+                decision: None,
+                batch: None,
+                question: Some(Box::new(question)),
+                info: None,
+            },
             Err(e) => Answer::failure(&e),
         },
         Envelope::Info => success(

@@ -5,6 +5,7 @@ pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod json;
+mod minimize;
 pub mod module;
 pub mod request;
 pub mod template;

@@ -13,8 +13,8 @@ use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, Restri
 
 use crate::error::EngineError;
 use crate::facts::{
-    Account, Facts, Invitation, InvitationStatus, Membership, MembershipStatus,
-    OwnerRemovalRequest, RequestStatus, ResourceKind, Role,
+    Account, AccountSummary, Facts, Invitation, InvitationStatus, Membership, MembershipStatus,
+    OwnerRemovalRequest, RequestStatus, ResourceKind, Role, UserSummary,
 };
 
 /// Whether a pending invitation holds a seat at `now` (R4: until it expires).
@@ -27,6 +27,14 @@ fn invitation_holds_seat(inv: &Invitation, now: i64) -> bool {
 /// the `seats_in_use` attribute policies see and the seat count a host
 /// shows both come from here.
 pub fn seats_in_use(facts: &Facts, account: &str) -> usize {
+    if let Some(d) = facts
+        .derived
+        .accounts
+        .iter()
+        .find(|d| d.account.as_str() == account)
+    {
+        return usize::try_from(d.seats_in_use).unwrap_or(0);
+    }
     facts
         .memberships
         .iter()
@@ -299,6 +307,45 @@ impl<'f> World<'f> {
             }
         }
 
+        // What a minimized question carries instead of the rows it left out.
+        let mut account_summary: HashMap<&str, &AccountSummary> = HashMap::new();
+        for d in &facts.derived.accounts {
+            if !accounts.contains_key(d.account.as_str()) {
+                return Err(missing(
+                    "account",
+                    d.account.as_str(),
+                    "a derived summary".into(),
+                ));
+            }
+            if account_summary.insert(d.account.as_str(), d).is_some() {
+                return Err(dup("account summary", d.account.as_str()));
+            }
+        }
+        let mut user_summary: HashMap<&str, &UserSummary> = HashMap::new();
+        for d in &facts.derived.users {
+            if !users.contains_key(d.user.as_str()) {
+                return Err(missing("user", d.user.as_str(), "a derived summary".into()));
+            }
+            if user_summary.insert(d.user.as_str(), d).is_some() {
+                return Err(dup("user summary", d.user.as_str()));
+            }
+        }
+        for g in &facts.derived.grants {
+            if !users.contains_key(g.user.as_str()) {
+                return Err(missing("user", g.user.as_str(), "a derived grant".into()));
+            }
+            if !accounts.contains_key(g.account.as_str()) {
+                return Err(missing(
+                    "account",
+                    g.account.as_str(),
+                    "a derived grant".into(),
+                ));
+            }
+        }
+        for m in &facts.derived.pending_owner_removal {
+            pending_removal.insert((m.account.as_str(), m.user.as_str()));
+        }
+
         // ---- entities
         let mut out: Vec<Entity> = Vec::with_capacity(
             facts.users.len()
@@ -324,8 +371,19 @@ impl<'f> World<'f> {
         for a in &facts.accounts {
             let id = a.id.as_str();
             let kids = children.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let in_use = members_of.get(id).copied().unwrap_or(0)
-                + pending_seats.get(id).copied().unwrap_or(0);
+            let summary = account_summary.get(id);
+            let in_use = summary.map_or_else(
+                || {
+                    members_of.get(id).copied().unwrap_or(0)
+                        + pending_seats.get(id).copied().unwrap_or(0)
+                },
+                |d| usize::try_from(d.seats_in_use).unwrap_or(0),
+            );
+            let is_agency = summary.map_or(!kids.is_empty(), |d| d.is_agency);
+            let owners_active = summary.map_or_else(
+                || active_owners.get(id).copied().unwrap_or(0),
+                |d| usize::try_from(d.active_owners).unwrap_or(0),
+            );
             let parents: HashSet<EntityUid> = a
                 .parent
                 .iter()
@@ -335,20 +393,14 @@ impl<'f> World<'f> {
                 types.account_uid(id),
                 vec![
                     ("name", s(&a.name)),
-                    (
-                        "is_agency",
-                        RestrictedExpression::new_bool(!kids.is_empty()),
-                    ),
+                    ("is_agency", RestrictedExpression::new_bool(is_agency)),
                     (
                         "included_seats",
                         RestrictedExpression::new_long(a.included_seats),
                     ),
                     ("extra_seats", RestrictedExpression::new_long(a.extra_seats)),
                     ("seats_in_use", n(in_use)),
-                    (
-                        "active_owners",
-                        n(active_owners.get(id).copied().unwrap_or(0)),
-                    ),
+                    ("active_owners", n(owners_active)),
                     ("owners", uidx(types.role_uid(id, Some("owner")))),
                     ("admins", uidx(types.role_uid(id, Some("admin")))),
                     ("standards", uidx(types.role_uid(id, Some("standard")))),
@@ -430,21 +482,30 @@ impl<'f> World<'f> {
             )?);
         }
 
+        for g in &facts.derived.grants {
+            groups
+                .entry(g.user.as_str())
+                .or_default()
+                .insert(types.role_uid(g.account.as_str(), g.group.role_word()));
+        }
         for u in &facts.users {
             let id = u.id.as_str();
+            let summary = user_summary.get(id);
+            let owned_here = summary.map_or_else(
+                || owned_total.get(id).copied().unwrap_or(0),
+                |d| usize::try_from(d.owned_resources).unwrap_or(0),
+            );
+            let sole_here = summary.map_or_else(
+                || sole_owner_of.get(id).copied().unwrap_or(0),
+                |d| usize::try_from(d.sole_owner_of).unwrap_or(0),
+            );
             out.push(entity(
                 types.user_uid(id),
                 vec![
                     ("name", s(&u.name)),
                     ("email", s(&u.email.to_lowercase())),
-                    (
-                        "owned_resources",
-                        n(owned_total.get(id).copied().unwrap_or(0)),
-                    ),
-                    (
-                        "sole_owner_of",
-                        n(sole_owner_of.get(id).copied().unwrap_or(0)),
-                    ),
+                    ("owned_resources", n(owned_here)),
+                    ("sole_owner_of", n(sole_here)),
                 ],
                 groups.remove(id).unwrap_or_default(),
             )?);

@@ -392,3 +392,112 @@ pub fn native_engine(policies: &Path) -> Result<(Engine, Vec<u8>), String> {
     let engine = Engine::from_bundle_bytes(&bytes).map_err(|e| e.to_string())?;
     Ok((engine, bytes))
 }
+
+/// A vector's need-to-know twin: the vector as a batch (a single check
+/// becomes a one-cell batch), the module asked to minimize it, and the
+/// minimized question, whose answer must equal the batch's byte for byte in
+/// every runtime.
+#[derive(Debug, Clone)]
+pub struct Minimized {
+    /// Index of the original vector.
+    pub of: usize,
+    /// The original vector as a batch: the vector itself when it is one.
+    pub full: Vector,
+    /// `{"op":"minimize",…}` of that batch (answers compared across
+    /// runtimes like any vector).
+    pub ask: Vector,
+    /// The minimized question as a batch envelope, with the batch's
+    /// expectation.
+    pub question: Vector,
+    /// Fact rows (users, accounts, memberships, …) before and after.
+    pub rows: (usize, usize),
+}
+
+/// Rows of every kind in facts.
+pub fn fact_rows(facts: &Facts) -> usize {
+    facts.users.len()
+        + facts.accounts.len()
+        + facts.memberships.len()
+        + facts.invitations.len()
+        + facts.resources.len()
+        + facts.owner_removal_requests.len()
+        + facts.devices.len()
+}
+
+/// The need-to-know twins of every vector that is a batch or a single
+/// check the engine can answer, minimized by the native engine through the
+/// JSON boundary.
+pub fn minimized(engine: &Engine, vectors: &[Vector]) -> Vec<Minimized> {
+    use gatehouse_policy::json::{self, Envelope};
+    use gatehouse_policy::{ActionCall, Batch};
+    let mut out = Vec::new();
+    for (of, v) in vectors.iter().enumerate() {
+        let (batch, full) = match json::parse_envelope(&v.input) {
+            Ok(Envelope::Batch(batch)) => (batch, v.clone()),
+            Ok(Envelope::Authorize(check)) => {
+                let batch = Batch {
+                    facts: check.facts,
+                    actor: check.actor,
+                    targets: vec![check.target],
+                    actions: vec![ActionCall {
+                        action: check.action,
+                        params: check.params,
+                    }],
+                    source: check.source,
+                };
+                let Ok(input) = serde_json::to_vec(&Envelope::Batch(batch.clone())) else {
+                    continue;
+                };
+                let full = Vector {
+                    name: format!("{} [as a batch]", v.name),
+                    rule: v.rule.clone(),
+                    input,
+                    expect: Expect::Invariants,
+                };
+                (batch, full)
+            }
+            _ => continue,
+        };
+        if !json::handle(Some(engine), &full.input).starts_with(br#"{"type":"success""#) {
+            continue;
+        }
+        let Ok(Value::Object(mut envelope)) = serde_json::from_slice::<Value>(&full.input) else {
+            continue;
+        };
+        envelope.insert("op".into(), Value::from("minimize"));
+        let ask_input = serde_json::to_vec(&envelope).unwrap_or_default();
+        let answer = json::handle(Some(engine), &ask_input);
+        let ask = Vector {
+            name: format!("{} [minimize]", v.name),
+            rule: None,
+            input: ask_input,
+            expect: Expect::Invariants,
+        };
+        let question = match serde_json::from_slice::<Answer>(&answer) {
+            Ok(Answer::Success {
+                question: Some(q), ..
+            }) => *q,
+            // Kept so the failure shows in the comparison.
+            _ => Batch {
+                facts: Facts::default(),
+                ..batch.clone()
+            },
+        };
+        let Ok(input) = serde_json::to_vec(&Envelope::Batch(question.clone())) else {
+            continue;
+        };
+        out.push(Minimized {
+            of,
+            question: Vector {
+                name: format!("{} [minimized]", v.name),
+                rule: full.rule.clone(),
+                input,
+                expect: full.expect.clone(),
+            },
+            rows: (fact_rows(&batch.facts), fact_rows(&question.facts)),
+            full,
+            ask,
+        });
+    }
+    out
+}

@@ -54,3 +54,54 @@ fn generated_scenarios_keep_the_invariants_natively() {
         vectors.len()
     );
 }
+
+#[test]
+fn minimized_questions_answer_exactly_like_the_full_facts() {
+    let (engine, _) = gatehouse_vectors::native_engine(&root().join("policies")).unwrap();
+    let mut vectors = gatehouse_vectors::load_hand(&root().join("tests/vectors")).unwrap();
+    vectors.extend(gatehouse_vectors::generate::generate(&engine, 7, 1_000));
+    let twins = gatehouse_vectors::minimized(&engine, &vectors);
+    let mut differ = Vec::new();
+    let (mut before, mut after) = (0, 0);
+    for t in &twins {
+        let full = json::handle(Some(&engine), &t.full.input);
+        let small = json::handle(Some(&engine), &t.question.input);
+        if full != small {
+            differ.push(format!(
+                "{}:\n  full:      {}\n  minimized: {}",
+                t.full.name,
+                String::from_utf8_lossy(&full),
+                String::from_utf8_lossy(&small)
+            ));
+        }
+        before += t.rows.0;
+        after += t.rows.1;
+    }
+    println!(
+        "{} of {} vectors minimized; fact rows {before} -> {after}",
+        twins.len(),
+        vectors.len()
+    );
+    assert!(
+        differ.is_empty(),
+        "{} of {} minimized questions answer differently:\n{}",
+        differ.len(),
+        twins.len(),
+        differ
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Most vectors decide, and minimizing leaves rows out.
+    assert!(
+        twins.len() * 2 > vectors.len(),
+        "only {} twins",
+        twins.len()
+    );
+    assert!(
+        after * 2 < before,
+        "little was left out: {before} -> {after} rows"
+    );
+}

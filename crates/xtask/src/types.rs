@@ -280,6 +280,28 @@ mod tests {
                 user: UserId("ada".into()),
                 label: "laptop".into(),
             }],
+            derived: Derived {
+                accounts: vec![AccountSummary {
+                    account: AccountId("acme".into()),
+                    is_agency: true,
+                    seats_in_use: 3,
+                    active_owners: 1,
+                }],
+                users: vec![UserSummary {
+                    user: UserId("ada".into()),
+                    owned_resources: 2,
+                    sole_owner_of: 1,
+                }],
+                grants: vec![Grant {
+                    user: UserId("ada".into()),
+                    account: AccountId("acme".into()),
+                    group: GrantGroup::Admin,
+                }],
+                pending_owner_removal: vec![MemberRef {
+                    account: AccountId("acme".into()),
+                    user: UserId("ada".into()),
+                }],
+            },
         }
     }
 

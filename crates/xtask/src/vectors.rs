@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use gatehouse_policy::json;
-use gatehouse_vectors::{Vector, check, generate, hostile, load_hand, native_engine};
+use gatehouse_vectors::{Vector, check, generate, hostile, load_hand, minimized, native_engine};
 
 use crate::{Result, root, wasm};
 
@@ -102,6 +102,25 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
     vectors.extend(hostile());
     let hostile_count = vectors.len() - hand_count;
     vectors.extend(generate::generate(&engine, seed, generated));
+    // Need to know: every vector that decides, as a batch, minimized; each
+    // runtime must minimize alike and answer the minimized question exactly
+    // as the full one. `twins` holds (full, minimized) vector indices.
+    let original = vectors.len();
+    let mut twins: Vec<(usize, usize)> = Vec::new();
+    let (mut rows_before, mut rows_after) = (0, 0);
+    for t in minimized(&engine, &vectors[..original]) {
+        let full = if t.full.input == vectors[t.of].input {
+            t.of
+        } else {
+            vectors.push(t.full);
+            vectors.len() - 1
+        };
+        vectors.push(t.ask);
+        vectors.push(t.question);
+        twins.push((full, vectors.len() - 1));
+        rows_before += t.rows.0;
+        rows_after += t.rows.1;
+    }
     let inputs: Vec<&[u8]> = vectors.iter().map(|v| v.input.as_slice()).collect();
     println!(
         "vectors: {hand_count} hand ({} rules, fewest per rule {}), {hostile_count} hostile, {generated} generated (seed {seed})",
@@ -170,6 +189,25 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
             })
             .collect()
     };
+    // In every runtime the minimized question answers like the full one.
+    let mut twin_diff = Vec::new();
+    for (runtime, answers) in [
+        ("native", &native),
+        ("wasmtime", &wasmtime),
+        ("node", &node),
+        ("chromium", &chromium),
+    ] {
+        for (full, small) in &twins {
+            if answers.get(*full) != answers.get(*small) {
+                twin_diff.push(format!("{runtime}: {}", vectors[*small].name));
+            }
+        }
+    }
+    println!(
+        "minimized {} questions: fact rows {rows_before} -> {rows_after}; {} answer unlike the full facts in native, wasmtime, node or chromium",
+        twins.len(),
+        twin_diff.len()
+    );
     let wasmtime_diff = differ(&wasmtime);
     let node_diff = differ(&node);
     let chromium_diff = differ(&chromium);
@@ -211,6 +249,7 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
     let mut problems = Vec::new();
     for (what, list) in [
         ("expectation", &failures),
+        ("minimized", &twin_diff),
         ("wasmtime", &wasmtime_diff),
         ("node", &node_diff),
         ("chromium", &chromium_diff),

@@ -3,7 +3,7 @@
 /**
  * A request envelope.
  */
-export type Envelope = { "op": "authorize" } & Check | { "op": "batch" } & Batch | { "op": "info" };
+export type Envelope = { "op": "authorize" } & Check | { "op": "batch" } & Batch | { "op": "minimize" } & Batch | { "op": "info" };
 
 /**
  * A tagged answer.
@@ -21,6 +21,10 @@ export type Answer = { "type": "success",
    * A batch's decisions.
    */
   batch?: BatchDecision,
+  /**
+   * For `minimize`: the question to hand out.
+   */
+  question?: Batch,
   /**
    * For `info`.
    */
@@ -61,6 +65,28 @@ export type Account = {
  * A customer account (an agency or a sub-account).
  */
 export type AccountId = string;
+
+/**
+ * An account's counted attributes (see the schema's `Account`).
+ */
+export type AccountSummary = {
+  /**
+   * The account.
+   */
+  account: AccountId,
+  /**
+   * It has sub-accounts.
+   */
+  is_agency: boolean,
+  /**
+   * Members plus pending, unexpired invitations.
+   */
+  seats_in_use: number,
+  /**
+   * Active owners with an explicit membership.
+   */
+  active_owners: number,
+};
 
 /**
  * One action with its parameters: a column of a batch.
@@ -198,6 +224,35 @@ export type Decision = {
 };
 
 /**
+ * Values the engine derived from the full facts, carried by a minimized
+ * question in place of the rows they came from (need to know: an agency's
+ * client gets "you are an owner here through the agency" and "2 active
+ * owners", not the agency's roster). Each value, when given, is used
+ * instead of what the question's own rows would give, so the question
+ * decides exactly as the full facts did. Hosts never write these by hand:
+ * [`crate::Engine::minimize`] does.
+ */
+export type Derived = {
+  /**
+   * Account attributes counted over rows left out.
+   */
+  accounts?: Array<AccountSummary>,
+  /**
+   * User attributes counted over rows left out.
+   */
+  users?: Array<UserSummary>,
+  /**
+   * Role groups users are in on the question's accounts, through
+   * memberships left out (agency inheritance).
+   */
+  grants?: Array<Grant>,
+  /**
+   * Memberships a pending owner-removal request left out targets.
+   */
+  pending_owner_removal?: Array<MemberRef>,
+};
+
+/**
  * A signed-in browser or API token.
  */
 export type Device = {
@@ -257,7 +312,35 @@ export type Facts = {
    * Devices.
    */
   devices?: Array<Device>,
+  /**
+   * What was derived from rows a minimized question leaves out (see
+   * [`Derived`]); empty for the full facts a host reads.
+   */
+  derived?: Derived,
 };
+
+/**
+ * "`user` is in `group` of `account`".
+ */
+export type Grant = {
+  /**
+   * The user.
+   */
+  user: UserId,
+  /**
+   * The account.
+   */
+  account: AccountId,
+  /**
+   * The group.
+   */
+  group: GrantGroup,
+};
+
+/**
+ * The group a grant puts a user in.
+ */
+export type GrantGroup = "owner" | "admin" | "standard" | "basic" | "suspended";
 
 /**
  * What is loaded: versions, hash and actions.
@@ -328,6 +411,20 @@ export type InvitationId = string;
  * An invitation's stored status; expiry is derived from `expires_at` and `now`.
  */
 export type InvitationStatus = "pending" | "accepted" | "revoked";
+
+/**
+ * One membership by its key.
+ */
+export type MemberRef = {
+  /**
+   * The account.
+   */
+  account: AccountId,
+  /**
+   * The member.
+   */
+  user: UserId,
+};
 
 /**
  * One user's explicit membership of one account.
@@ -564,6 +661,24 @@ export type User = {
  * A user's global identity.
  */
 export type UserId = string;
+
+/**
+ * A user's counted attributes (see the schema's `User`).
+ */
+export type UserSummary = {
+  /**
+   * The user.
+   */
+  user: UserId,
+  /**
+   * Resources owned in any account.
+   */
+  owned_resources: number,
+  /**
+   * Accounts of which the user is the only active owner.
+   */
+  sole_owner_of: number,
+};
 
 /**
  * An error as the JSON boundary carries it.

@@ -12,7 +12,8 @@ interface AccountSeats {
   id: string;
   name: string;
   parent: string | null;
-  seats: { in_use: number; total: number };
+  /** Null for an account the user may not switch into (suspended there). */
+  seats: { in_use: number; total: number } | null;
 }
 
 const ROLES = ['basic', 'standard', 'admin', 'owner'] as const;
@@ -26,7 +27,10 @@ export function splitEmails(text: string): string[] {
 
 /** Opens the invite dialog, preselecting `account`. */
 export async function inviteDialog(ctx: Ctx, account: string): Promise<void> {
-  const data = await api<{ accounts: (AccountSeats & { switch: Decision })[]; question: Question }>('GET', '/v1/accounts');
+  // `invite_question` holds the members and invitations of exactly the
+  // accounts whose invitations this user may see: typed addresses are
+  // checked on those rows.
+  const data = await api<{ accounts: (AccountSeats & { switch: Decision })[]; invite_question: Question }>('GET', '/v1/accounts');
   const accounts = data.accounts;
   dialog('Invite users', (close) => {
     const emails = h('textarea', { id: 'invite-emails', rows: 3, placeholder: 'ann@example.com, ben@example.com', 'aria-describedby': 'invite-emails-help' });
@@ -47,7 +51,7 @@ export async function inviteDialog(ctx: Ctx, account: string): Promise<void> {
           box,
           h('label', { for: `inv-${a.id}` }, a.parent ? `↳ ${a.name}` : a.name),
           role,
-          h('span', { class: 'seats' }, `${a.seats.in_use}/${a.seats.total} seats`),
+          h('span', { class: 'seats' }, a.seats ? `${a.seats.in_use}/${a.seats.total} seats` : ''),
           h('span', { class: 'why', id: `inv-why-${a.id}` }),
         ),
       );
@@ -58,7 +62,7 @@ export async function inviteDialog(ctx: Ctx, account: string): Promise<void> {
       const typed = splitEmails(emails.value);
       const who = [SOMEONE, ...typed];
       const actions = ROLES.flatMap((role) => who.map((email) => ({ action: 'invite', params: { role, email } })));
-      const answer = await ask({ ...data.question, targets: accounts.map((a) => ({ account: a.id })), actions });
+      const answer = await ask({ ...data.invite_question, targets: accounts.map((a) => ({ account: a.id })), actions });
       const cell = (t: number, role: number, w: number): Decision | undefined => answer.cells[t]?.[role * who.length + w];
       const problems: string[] = [];
       accounts.forEach((a, t) => {

@@ -1,0 +1,336 @@
+//! Need to know: for every persona and every read endpoint, every user id,
+//! email, name, invitation email, resource name and device label anywhere in
+//! the response body is one the policies let that persona see.
+//!
+//! What a persona may see is asked of the module on the full facts, not
+//! written here: members and resources of the accounts where `view_members`
+//! holds, invitations where `view_invitations` holds, owner-removal requests
+//! where `view_owner_removal_requests` holds, the people an account's audit
+//! log names where `read_audit` holds, and always the persona's own profile
+//! and devices. The rows and bytes of every handed-out question are printed
+//! (`cargo test -p gatehouse-host --test privacy -- --nocapture`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use gatehouse_policy::facts::{AccountId, UserId};
+use gatehouse_policy::{ActionCall, Actor, Batch, Facts, Params, Source, Target};
+use serde_json::{Value, json};
+
+/// Owner, admin, basic of the agency; owner of a sub-account only; basic on
+/// the agency with a higher role on a sub-account; suspended; IdP-managed;
+/// a stranger.
+const PERSONAS: [&str; 8] = [
+    "olivia", "ada", "bea", "nina", "bob", "sue", "ivan", "stranger",
+];
+const ACCOUNTS: [&str; 4] = ["agency", "east", "east-1", "solo"];
+const VIEWS: [&str; 4] = [
+    "view_members",
+    "view_invitations",
+    "view_owner_removal_requests",
+    "read_audit",
+];
+
+/// Everything identifying in the store: (what, text), user ids matched
+/// whole, the rest as substrings.
+fn sensitive(facts: &Facts) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for u in &facts.users {
+        out.push(("user id", u.id.0.clone()));
+        out.push(("email", u.email.clone()));
+        out.push(("name", u.name.clone()));
+    }
+    for i in &facts.invitations {
+        out.push(("invitation email", i.email.clone()));
+    }
+    for r in &facts.resources {
+        out.push(("resource name", r.name.clone()));
+    }
+    for d in &facts.devices {
+        out.push(("device label", d.label.clone()));
+    }
+    out
+}
+
+/// The store's facts as the host reads them (everything, every account).
+async fn full_facts(t: &T) -> Facts {
+    let mut tx = t.host.store.begin_read().await.unwrap();
+    let scope = gatehouse_host::facts::Scope {
+        accounts: ACCOUNTS.iter().map(|a| (*a).to_owned()).collect(),
+        ..Default::default()
+    };
+    let mut facts = gatehouse_host::facts::load(&mut tx, NOW, &scope, None)
+        .await
+        .unwrap();
+    // Every user and every device, not only those the rows mention.
+    facts.users = t
+        .rows("SELECT id, email, name FROM users ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect();
+    facts.invitations = t
+        .rows(
+            "SELECT id, email, account_id AS account, role, invited_by, sent_at, expires_at, status \
+             FROM invitations ORDER BY id",
+        )
+        .await
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect();
+    facts.devices = t
+        .rows("SELECT id, user_id AS user, label FROM sessions ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect();
+    facts
+}
+
+/// What `persona` may see, as the policies define it.
+async fn visible(t: &T, facts: &Facts, persona: &str) -> BTreeSet<String> {
+    let mut users: BTreeSet<String> = BTreeSet::from([persona.to_owned()]);
+    let mut texts: BTreeSet<String> = BTreeSet::new();
+    for d in facts.devices.iter().filter(|d| d.user.as_str() == persona) {
+        texts.insert(d.label.clone());
+    }
+    let batch = Batch {
+        facts: facts.clone(),
+        actor: Actor::User(UserId(persona.to_owned())),
+        targets: ACCOUNTS
+            .iter()
+            .map(|a| Target::Account(AccountId((*a).to_owned())))
+            .collect(),
+        actions: VIEWS
+            .iter()
+            .map(|a| ActionCall {
+                action: (*a).to_owned(),
+                params: Params::default(),
+            })
+            .collect(),
+        source: Source::Api,
+    };
+    let cells = t.host.gate.batch(&batch).unwrap().answer.cells;
+    for (account, row) in ACCOUNTS.iter().zip(&cells) {
+        let may = |view: &str| {
+            VIEWS
+                .iter()
+                .position(|v| *v == view)
+                .is_some_and(|i| row[i].allowed)
+        };
+        if may("view_members") {
+            for m in facts
+                .memberships
+                .iter()
+                .filter(|m| m.account.as_str() == *account)
+            {
+                users.insert(m.user.0.clone());
+            }
+            for r in facts
+                .resources
+                .iter()
+                .filter(|r| r.account.as_str() == *account)
+            {
+                texts.insert(r.name.clone());
+            }
+        }
+        if may("view_invitations") {
+            for i in facts
+                .invitations
+                .iter()
+                .filter(|i| i.account.as_str() == *account)
+            {
+                texts.insert(i.email.clone());
+                users.insert(i.invited_by.0.clone());
+            }
+        }
+        if may("view_owner_removal_requests") {
+            for r in facts
+                .owner_removal_requests
+                .iter()
+                .filter(|r| r.account.as_str() == *account)
+            {
+                users.insert(r.requested_by.0.clone());
+                users.insert(r.target.0.clone());
+            }
+        }
+        if may("read_audit") {
+            for r in t
+                .rows(&format!(
+                    "SELECT actor, target FROM audit WHERE account_id = '{account}'"
+                ))
+                .await
+            {
+                for who in [&r["actor"], &r["target"]] {
+                    if let Some(id) = who.as_str().and_then(|s| s.strip_prefix("user:")) {
+                        users.insert(id.to_owned());
+                    }
+                    if let Some(id) = who
+                        .as_str()
+                        .and_then(|s| s.strip_prefix("membership:"))
+                        .and_then(|s| s.split('/').nth(1))
+                    {
+                        users.insert(id.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    for u in facts.users.iter().filter(|u| users.contains(u.id.as_str())) {
+        texts.insert(u.id.0.clone());
+        texts.insert(u.email.clone());
+        texts.insert(u.name.clone());
+    }
+    texts
+}
+
+/// Every string in a JSON value, object keys included.
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => {
+            for (k, x) in o {
+                out.push(k.clone());
+                strings(x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `token` (of kind `what`) appears in `texts`.
+fn appears(what: &str, token: &str, texts: &[String]) -> bool {
+    texts.iter().any(|s| {
+        if what == "user id" {
+            // Whole ids: a value, or a part of `user:ID`, `membership:A/ID`, `ID in A`.
+            s == token
+                || s.split([':', '/', ' ', ',']).any(|part| part == token)
+                    && (s.starts_with("user:")
+                        || s.starts_with("membership:")
+                        || s.contains(" in "))
+        } else {
+            s.contains(token)
+        }
+    })
+}
+
+/// Rows and bytes of a question's facts.
+fn question_size(q: &Value) -> (usize, usize) {
+    let facts = &q["facts"];
+    let rows = [
+        "users",
+        "accounts",
+        "memberships",
+        "invitations",
+        "resources",
+        "owner_removal_requests",
+        "devices",
+    ]
+    .iter()
+    .map(|k| facts[k].as_array().map_or(0, Vec::len))
+    .sum();
+    (rows, q.to_string().len())
+}
+
+#[tokio::test]
+async fn every_read_shows_each_persona_only_what_the_policies_let_them_see() {
+    let t = acme().await;
+    // Some history: an allowed change, a stranger's attempt, a bulk job.
+    let (s, b) = t
+        .call(
+            Some("olivia"),
+            axum::http::Method::PUT,
+            "/v1/accounts/agency/members/sam/nickname",
+            Some(json!({"nickname": "Sammy"})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (s, _) = t
+        .post(
+            "stranger",
+            "/v1/accounts/agency/members/bea/suspend",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 404);
+    let (s, b) = t
+        .post(
+            "olivia",
+            "/v1/accounts/agency/bulk-removals",
+            json!({"user": "sam"}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 202, "{b}");
+    let job = b["result"]["job"].as_str().unwrap().to_owned();
+    t.host.run_jobs().await.unwrap();
+    // Every persona signs in (their devices are rows too).
+    for p in PERSONAS {
+        t.token(p).await;
+    }
+
+    let facts = full_facts(&t).await;
+    let universe = sensitive(&facts);
+    let mut endpoints = vec![
+        "/v1/accounts".to_owned(),
+        "/v1/me".to_owned(),
+        "/v1/me/devices".to_owned(),
+        format!("/v1/jobs/{job}"),
+    ];
+    for a in ACCOUNTS {
+        for what in [
+            "members",
+            "invitations",
+            "owner-removal-requests",
+            "bulk-removals",
+            "audit",
+        ] {
+            endpoints.push(format!("/v1/accounts/{a}/{what}"));
+        }
+    }
+    let mut leaks = Vec::new();
+    let mut sizes: BTreeMap<(String, String), (u16, usize, usize)> = BTreeMap::new();
+    let mut answered = 0;
+    for p in PERSONAS {
+        let seen = visible(&t, &facts, p).await;
+        for path in &endpoints {
+            let (status, body) = t.get(p, path).await;
+            answered += usize::from(status.is_success());
+            let mut texts = Vec::new();
+            strings(&body, &mut texts);
+            for (what, token) in &universe {
+                if !seen.contains(token) && appears(what, token, &texts) {
+                    leaks.push(format!("{p} GET {path} ({status}): {what} `{token}`"));
+                }
+            }
+            for key in ["question", "invite_question"] {
+                if body.get(key).is_some() {
+                    let (rows, bytes) = question_size(&body[key]);
+                    sizes.insert(
+                        (p.to_owned(), format!("{path} {key}")),
+                        (status.as_u16(), rows, bytes),
+                    );
+                }
+            }
+        }
+    }
+    println!("persona  endpoint  status  question rows  question bytes");
+    for ((p, e), (s, rows, bytes)) in &sizes {
+        println!("{p}  {e}  {s}  {rows}  {bytes}");
+    }
+    leaks.sort();
+    leaks.dedup();
+    assert!(
+        answered > 30,
+        "only {answered} reads answered: the test sees too little"
+    );
+    assert!(
+        leaks.is_empty(),
+        "{} leaks:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+}
