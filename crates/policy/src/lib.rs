@@ -7,6 +7,7 @@ pub mod facts;
 pub mod json;
 pub mod module;
 pub mod request;
+pub mod table;
 pub mod template;
 mod world;
 
