@@ -72,6 +72,23 @@ fn the_tables_op_checks_as_the_vectors_do() {
     let failed = gatehouse_vectors::table_failures(&vectors, &out);
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].ends_with(&direct.unwrap_err()), "{failed:?}");
+    // A table cannot run tables: its input is refused, not answered.
+    let nested = gatehouse_vectors::Vector {
+        name: "nested".into(),
+        rule: None,
+        input: gatehouse_vectors::as_tables("inner", &vectors).input,
+        expect: gatehouse_vectors::Expect::Error {
+            error: "bad_input".into(),
+        },
+    };
+    let out = json::handle(
+        Some(&engine),
+        &gatehouse_vectors::as_tables("outer", std::slice::from_ref(&nested)).input,
+    );
+    assert_eq!(
+        gatehouse_vectors::table_failures(&[nested], &out),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

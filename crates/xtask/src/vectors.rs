@@ -111,7 +111,7 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
     vectors.extend(generate::generate(&engine, seed, generated));
     let inputs: Vec<&[u8]> = vectors.iter().map(|v| v.input.as_slice()).collect();
     println!(
-        "vectors: {hand_count} hand ({} rules, fewest per rule {}), 1 of them all through the `tables` op, {hostile_count} hostile, {generated} generated (seed {seed})",
+        "vectors: {hand_count} hand ({} rules, fewest per rule {}), all of them again as 1 `tables` envelope, {hostile_count} hostile, {generated} generated (seed {seed})",
         per_rule.len(),
         per_rule.values().min().copied().unwrap_or(0)
     );
