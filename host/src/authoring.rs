@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use gatehouse_policy::bundle::{Bundle, check};
-use gatehouse_policy::json::{self, Answer};
+use gatehouse_policy::table;
 use miette::Diagnostic;
 
 /// What a command found; `Err` text is printed as is.
@@ -135,26 +135,23 @@ fn run_tables(dir: &Path, tables: &Path) -> Outcome {
     let vectors = gatehouse_vectors::load_hand(tables)?;
     let mut failures = Vec::new();
     for v in &vectors {
-        let out = json::handle(Some(&engine), &v.input);
-        if let Err(why) = gatehouse_vectors::check(v, &out) {
-            let got = match serde_json::from_slice::<Answer>(&out) {
-                Ok(Answer::Success {
-                    decision: Some(d), ..
-                }) => format!(
-                    "{} {}",
-                    if d.allowed { "allowed" } else { "denied" },
-                    d.reasons
-                        .iter()
-                        .map(|r| format!("[{}] {}", r.policy, r.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-                _ => String::from_utf8_lossy(&out).chars().take(300).collect(),
-            };
+        // The module's own table runner and checker (`gatehouse_policy::
+        // table`): what the policy editor's page asks its copy of the
+        // module to do (`{"op":"tables",…}`), on the same input text.
+        let result = table::run(
+            &engine,
+            &table::Table {
+                input: String::from_utf8_lossy(&v.input).into_owned(),
+                expect: v.expect.clone(),
+            },
+        );
+        if !result.passed {
             failures.push(format!(
-                "FAIL {}  ({})\n     mismatch: {why}\n     returned: {got}",
+                "FAIL {}  ({})\n     mismatch: {}\n     returned: {}",
                 v.name,
-                v.rule.as_deref().unwrap_or("-")
+                v.rule.as_deref().unwrap_or("-"),
+                result.mismatch.unwrap_or_default(),
+                result.returned.unwrap_or_default()
             ));
         }
     }

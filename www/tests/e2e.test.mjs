@@ -3,6 +3,9 @@
 // agency: olivia and oscar own it, ada is an admin, bea and ivan are basic).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { launch, openMenu, row, shot, signIn, startHost } from './harness.mjs';
 
 let browser;
@@ -13,8 +16,8 @@ after(async () => {
   await browser?.close();
 });
 
-async function withHost(f) {
-  const host = await startHost();
+async function withHost(f, options) {
+  const host = await startHost(options);
   try {
     await f(host);
   } finally {
@@ -380,4 +383,39 @@ test('the policy editor: live problems and tables in the page, the impact of a c
     assert.ok(wide <= 360, `the editor is ${wide} px wide at 360`);
     await shot(phone, 'policies-360');
   });
+});
+
+test('the policy editor checks a table exactly as `gatehouse policy test` does: a row with too few cells fails', async () => {
+  // Two tables on the acme fixture: one as the module answers it, one whose
+  // first row expects one cell where the answer has two. The Rust checker
+  // fails the second ("row 0: expected 1 cells, got 2"); so must the page.
+  const root = resolve(import.meta.dirname, '../..');
+  const tables = mkdtempSync(join(tmpdir(), 'gatehouse-tables-'));
+  cpSync(join(root, 'tests/vectors/fixtures'), join(tables, 'fixtures'), { recursive: true });
+  mkdirSync(join(tables, 'hand'));
+  const permitted = { allowed: true, outcome: 'permitted', reasons: ['R1.view-and-switch'] };
+  const base = {
+    fixture: 'acme',
+    actor: { user: 'bea' },
+    batch: { targets: [{ account: 'agency' }, { account: 'east' }], actions: [{ action: 'view_members' }, { action: 'switch_account' }] },
+  };
+  const cases = [
+    { name: 'as the module answers', ...base, expect: { cells: [[permitted, permitted], [permitted, permitted]] } },
+    { name: 'a row with too few cells', ...base, expect: { cells: [[permitted], [permitted, permitted]] } },
+  ];
+  writeFileSync(join(tables, 'hand', 'r01_cells.json'), JSON.stringify({ rule: 'R1', cases }));
+  try {
+    await withHost(async (host) => {
+      const page = await signIn(browser, host, 'olivia@acme.test');
+      await page.click('#policies-link');
+      await page.waitForSelector('#tables-summary');
+      assert.equal(await page.locator('#tables-summary').textContent(), '2 decision tables: 1 passed, 1 failed');
+      const failures = await page.locator('.failures li').allTextContents();
+      assert.equal(failures.length, 1, failures.join('\n'));
+      assert.match(failures[0], /a row with too few cells/);
+      assert.match(failures[0], /row 0: expected 1 cells, got 2/);
+    }, { tables });
+  } finally {
+    rmSync(tables, { recursive: true, force: true });
+  }
 });

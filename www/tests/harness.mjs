@@ -14,12 +14,15 @@ const env = (name, fallback) => process.env[name] ?? fallback;
 export const SHOTS = env('SCREENSHOTS', join(root, 'target/screenshots'));
 mkdirSync(SHOTS, { recursive: true });
 
-/** Starts a host with fresh demo data; resolves to {url, stop}. */
-export async function startHost() {
+/**
+ * Starts a host with fresh demo data; resolves to {url, stop}. `tables`:
+ * the decision tables the policy editor runs (default: tests/vectors).
+ */
+export async function startHost({ tables = join(root, 'tests/vectors') } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const child = spawn(
     env('GATEHOUSE_BIN', join(root, 'target/debug/gatehouse')),
-    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist')), '--policies', join(root, 'policies'), '--tables', join(root, 'tests/vectors')],
+    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist')), '--policies', join(root, 'policies'), '--tables', tables],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let log = '';

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::error::{EngineError, WireError};
 use crate::request::{Batch, BatchDecision, Check, Decision};
+use crate::table::{self, TableResult, Tables};
 
 /// The largest input the engine parses. Facts for one account and its
 /// ancestors are far smaller; anything larger is refused before parsing.
@@ -32,6 +33,9 @@ pub enum Envelope {
     Minimize(Batch),
     /// What is loaded.
     Info,
+    /// Decision tables answered and checked under the loaded policies
+    /// ([`crate::table`]: the one table checker; the policy editor's).
+    Tables(Tables),
 }
 
 /// What is loaded: versions, hash and actions.
@@ -74,6 +78,10 @@ pub enum Answer {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "ts", ts(optional))]
         info: Option<Info>,
+        /// For `tables`: one result per table, in order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        tables: Option<Vec<TableResult>>,
     },
     /// The input could not be answered.
     Failure {
@@ -83,7 +91,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    fn failure(e: &EngineError) -> Answer {
+    pub(crate) fn failure(e: &EngineError) -> Answer {
         Answer::Failure {
             errors: vec![e.to_wire()],
         }
@@ -108,20 +116,21 @@ pub fn answer(engine: Option<&Engine>, envelope: &Envelope) -> Answer {
     let Some(engine) = engine else {
         return Answer::failure(&EngineError::NotLoaded);
     };
-    let success = |decision, batch, info| Answer::Success {
+    let success = |decision, batch, info, tables| Answer::Success {
         policy_hash: engine.policy_hash().to_owned(),
         decision,
         batch,
         question: None,
         info,
+        tables,
     };
     match envelope {
         Envelope::Authorize(check) => match engine.authorize(check) {
-            Ok(d) => success(Some(d), None, None),
+            Ok(d) => success(Some(d), None, None, None),
             Err(e) => Answer::failure(&e),
         },
         Envelope::Batch(batch) => match engine.allowed_actions(batch) {
-            Ok(b) => success(None, Some(b), None),
+            Ok(b) => success(None, Some(b), None, None),
             Err(e) => Answer::failure(&e),
         },
         Envelope::Minimize(batch) => match engine.minimize(batch) {
@@ -131,6 +140,7 @@ pub fn answer(engine: Option<&Engine>, envelope: &Envelope) -> Answer {
                 batch: None,
                 question: Some(Box::new(question)),
                 info: None,
+                tables: None,
             },
             Err(e) => Answer::failure(&e),
         },
@@ -143,6 +153,13 @@ pub fn answer(engine: Option<&Engine>, envelope: &Envelope) -> Answer {
                 policy_hash: engine.policy_hash().to_owned(),
                 actions: engine.actions().to_vec(),
             }),
+            None,
+        ),
+        Envelope::Tables(t) => success(
+            None,
+            None,
+            None,
+            Some(t.tables.iter().map(|t| table::run(engine, t)).collect()),
         ),
     }
 }

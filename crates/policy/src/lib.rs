@@ -8,6 +8,7 @@ pub mod json;
 mod minimize;
 pub mod module;
 pub mod request;
+pub mod table;
 pub mod template;
 mod world;
 

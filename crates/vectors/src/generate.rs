@@ -242,7 +242,7 @@ pub fn generate(engine: &Engine, seed: u64, count: usize) -> Vec<Vector> {
                 name: format!("generated #{n} (seed {seed})"),
                 rule: None,
                 input: serde_json::to_vec(&envelope).unwrap_or_default(),
-                expect: Expect::Invariants,
+                expect: Expect::INVARIANTS,
             }
         })
         .collect()

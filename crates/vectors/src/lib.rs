@@ -11,43 +11,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gatehouse_policy::json::Answer;
-use gatehouse_policy::request::{Decision, Outcome};
+use gatehouse_policy::json::{Answer, Envelope};
+pub use gatehouse_policy::table::{CellExpect, Expect};
+use gatehouse_policy::table::{Table, Tables};
 use gatehouse_policy::{Engine, Facts};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub mod generate;
-
-/// What a vector's answer must be.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expect {
-    /// A single decision.
-    Decision(CellExpect),
-    /// A batch: one row per target, one cell per action.
-    Cells(Vec<Vec<CellExpect>>),
-    /// A failure with this error code.
-    Error(String),
-    /// Only the invariants (generated scenarios: the runtimes are compared).
-    Invariants,
-}
-
-/// What one decision must be.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CellExpect {
-    /// Allowed or not.
-    pub allowed: bool,
-    /// How it came about, when the vector says.
-    #[serde(default)]
-    pub outcome: Option<Outcome>,
-    /// The determining policy ids, exactly (order does not matter).
-    #[serde(default)]
-    pub reasons: Option<Vec<String>>,
-    /// Fragments that must appear in the reasons' messages.
-    #[serde(default)]
-    pub messages: Vec<String>,
-}
 
 /// One vector: a name, the input bytes, the expectation.
 #[derive(Debug, Clone)]
@@ -99,7 +70,7 @@ struct Case {
     batch: Option<BatchCase>,
     #[serde(default)]
     raw: Option<String>,
-    expect: ExpectJson,
+    expect: Expect,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,26 +78,6 @@ struct Case {
 struct BatchCase {
     targets: Vec<Value>,
     actions: Vec<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ExpectJson {
-    Error { error: String },
-    Cells { cells: Vec<Vec<CellExpect>> },
-    Decision(CellExpect),
-}
-
-/// An expectation as JSON, in the hand tables' own shape (`{"allowed": …}`,
-/// `{"cells": …}`, `{"error": …}`; `{"invariants": true}` for generated
-/// scenarios), for a checker in another language (the policy editor's).
-pub fn expect_json(expect: &Expect) -> Value {
-    match expect {
-        Expect::Decision(c) => serde_json::to_value(c).unwrap_or(Value::Null),
-        Expect::Cells(rows) => serde_json::json!({ "cells": rows }),
-        Expect::Error(code) => serde_json::json!({ "error": code }),
-        Expect::Invariants => serde_json::json!({ "invariants": true }),
-    }
 }
 
 /// Loads `dir/fixtures/*.json` and every `dir/hand/*.json`.
@@ -180,11 +131,7 @@ fn stem(path: &Path) -> String {
 }
 
 fn build_case(case: Case, fixtures: &BTreeMap<String, Value>) -> Result<(Vec<u8>, Expect), String> {
-    let expect = match case.expect {
-        ExpectJson::Error { error } => Expect::Error(error),
-        ExpectJson::Cells { cells } => Expect::Cells(cells),
-        ExpectJson::Decision(d) => Expect::Decision(d),
-    };
+    let expect = case.expect;
     if let Some(raw) = case.raw {
         return Ok((raw.into_bytes(), expect));
     }
@@ -260,128 +207,72 @@ pub fn hostile() -> Vec<Vector> {
             name: "hostile: a 50 MB payload".into(),
             rule: None,
             input: big,
-            expect: Expect::Error("too_large".into()),
+            expect: Expect::Error {
+                error: "too_large".into(),
+            },
         },
         Vector {
             name: "hostile: JSON nested 100,000 deep".into(),
             rule: None,
             input: nested,
-            expect: Expect::Error("bad_input".into()),
+            expect: Expect::Error {
+                error: "bad_input".into(),
+            },
         },
     ]
 }
 
-fn check_cell(d: &Decision, e: &CellExpect) -> Result<(), String> {
-    if d.allowed != e.allowed {
-        return Err(format!("expected allowed={}, got {}", e.allowed, show(d)));
-    }
-    if let Some(outcome) = e.outcome.filter(|o| *o != d.outcome) {
-        return Err(format!("expected outcome {outcome:?}, got {}", show(d)));
-    }
-    if let Some(reasons) = &e.reasons {
-        let mut want = reasons.clone();
-        want.sort();
-        let mut got: Vec<String> = d.reasons.iter().map(|r| r.policy.clone()).collect();
-        got.sort();
-        if want != got {
-            return Err(format!("expected reasons {want:?}, got {}", show(d)));
-        }
-    }
-    for fragment in &e.messages {
-        if !d
-            .reasons
-            .iter()
-            .any(|r| r.message.contains(fragment.as_str()))
-        {
-            return Err(format!(
-                "no reason message contains {fragment:?}: {}",
-                show(d)
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn show(d: &Decision) -> String {
-    serde_json::to_string(d).unwrap_or_default()
-}
-
-/// The invariant every answer keeps: it parses, and every denial has at
-/// least one reason (default deny included).
-fn invariants(answer: &Answer) -> Result<(), String> {
-    let decisions: Vec<&Decision> = match answer {
-        Answer::Success {
-            decision, batch, ..
-        } => decision
-            .iter()
-            .chain(batch.iter().flat_map(|b| b.cells.iter().flatten()))
-            .collect(),
-        Answer::Failure { errors } => {
-            return if errors.is_empty() {
-                Err("a failure without errors".into())
-            } else {
-                Ok(())
-            };
-        }
-    };
-    for d in decisions {
-        if !d.allowed && d.reasons.is_empty() {
-            return Err(format!("a denial without reasons: {}", show(d)));
-        }
-        if d.allowed != (d.outcome == Outcome::Permitted) {
-            return Err(format!("allowed and outcome disagree: {}", show(d)));
-        }
-    }
-    Ok(())
-}
-
-/// Checks one answer against the vector's expectation and the invariants.
+/// Checks one answer against the vector's expectation and the invariants:
+/// [`gatehouse_policy::table::check`], the module's own checker.
 pub fn check(vector: &Vector, output: &[u8]) -> Result<(), String> {
-    let answer: Answer =
-        serde_json::from_slice(output).map_err(|e| format!("answer is not an Answer: {e}"))?;
-    invariants(&answer)?;
-    match (&vector.expect, &answer) {
-        (Expect::Invariants, _) => Ok(()),
-        (Expect::Error(code), Answer::Failure { errors }) => {
-            if errors.iter().any(|e| &e.code == code) {
-                Ok(())
-            } else {
-                Err(format!("expected error `{code}`, got {errors:?}"))
-            }
-        }
-        (
-            Expect::Decision(e),
-            Answer::Success {
-                decision: Some(d), ..
-            },
-        ) => check_cell(d, e),
-        (Expect::Cells(rows), Answer::Success { batch: Some(b), .. }) => {
-            if rows.len() != b.cells.len() {
-                return Err(format!(
-                    "expected {} rows, got {}",
-                    rows.len(),
-                    b.cells.len()
-                ));
-            }
-            for (r, (want, got)) in rows.iter().zip(&b.cells).enumerate() {
-                if want.len() != got.len() {
-                    return Err(format!(
-                        "row {r}: expected {} cells, got {}",
-                        want.len(),
-                        got.len()
-                    ));
-                }
-                for (c, (w, g)) in want.iter().zip(got).enumerate() {
-                    check_cell(g, w).map_err(|e| format!("row {r} cell {c}: {e}"))?;
-                }
-            }
-            Ok(())
-        }
-        (_, other) => Err(format!(
-            "unexpected answer {}",
-            String::from_utf8_lossy(&serde_json::to_vec(other).unwrap_or_default())
-        )),
+    gatehouse_policy::table::check_bytes(&vector.expect, output)
+}
+
+/// Every vector as one envelope of the module's `tables` op (what the
+/// policy editor's page sends): every runtime must answer it byte for byte
+/// alike, and [`table_failures`] reads its results.
+pub fn as_tables(name: &str, vectors: &[Vector]) -> Vector {
+    let tables = Tables {
+        tables: vectors
+            .iter()
+            .map(|v| Table {
+                input: String::from_utf8_lossy(&v.input).into_owned(),
+                expect: v.expect.clone(),
+            })
+            .collect(),
+    };
+    Vector {
+        name: name.into(),
+        rule: None,
+        input: serde_json::to_vec(&Envelope::Tables(tables)).unwrap_or_default(),
+        expect: Expect::INVARIANTS,
     }
+}
+
+/// The tables of an [`as_tables`] answer that did not pass, as `name:
+/// mismatch` (or why the answer has no results).
+pub fn table_failures(vectors: &[Vector], output: &[u8]) -> Vec<String> {
+    let results = match serde_json::from_slice::<Answer>(output) {
+        Ok(Answer::Success {
+            tables: Some(results),
+            ..
+        }) => results,
+        Ok(other) => return vec![format!("no table results: {other:?}")],
+        Err(e) => return vec![format!("answer is not an Answer: {e}")],
+    };
+    if results.len() != vectors.len() {
+        return vec![format!(
+            "{} table results for {} tables",
+            results.len(),
+            vectors.len()
+        )];
+    }
+    vectors
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| !r.passed)
+        .map(|(v, r)| format!("{}: {}", v.name, r.mismatch.unwrap_or_default()))
+        .collect()
 }
 
 /// The engine for `policies/`, loaded natively from the same bundle bytes a
@@ -452,7 +343,7 @@ pub fn minimized(engine: &Engine, vectors: &[Vector]) -> Vec<Minimized> {
                     name: format!("{} [as a batch]", v.name),
                     rule: v.rule.clone(),
                     input,
-                    expect: Expect::Invariants,
+                    expect: Expect::INVARIANTS,
                 };
                 (batch, full)
             }
@@ -471,7 +362,7 @@ pub fn minimized(engine: &Engine, vectors: &[Vector]) -> Vec<Minimized> {
             name: format!("{} [minimize]", v.name),
             rule: None,
             input: ask_input,
-            expect: Expect::Invariants,
+            expect: Expect::INVARIANTS,
         };
         let question = match serde_json::from_slice::<Answer>(&answer) {
             Ok(Answer::Success {

@@ -32,6 +32,65 @@ fn every_hand_vector_holds_natively() {
     );
 }
 
+/// The module's `tables` op (the policy editor's checker) agrees with the
+/// per-vector check: every hand table passes, and a table whose row has
+/// too few cells fails in both.
+#[test]
+fn the_tables_op_checks_as_the_vectors_do() {
+    let (engine, _) = gatehouse_vectors::native_engine(&root().join("policies")).unwrap();
+    let mut vectors = gatehouse_vectors::load_hand(&root().join("tests/vectors")).unwrap();
+    let all = gatehouse_vectors::as_tables("all", &vectors);
+    let out = json::handle(Some(&engine), &all.input);
+    gatehouse_vectors::check(&all, &out).unwrap();
+    assert_eq!(
+        gatehouse_vectors::table_failures(&vectors, &out),
+        Vec::<String>::new()
+    );
+    // Drop the last cell of the first row of the first batch table.
+    let mut short = vectors
+        .iter()
+        .find(|v| matches!(v.expect, gatehouse_vectors::Expect::Cells { .. }))
+        .unwrap()
+        .clone();
+    if let gatehouse_vectors::Expect::Cells { cells } = &mut short.expect {
+        assert!(cells[0].len() > 1, "{}: a row of one cell", short.name);
+        cells[0].pop();
+    }
+    let direct = gatehouse_vectors::check(&short, &json::handle(Some(&engine), &short.input));
+    assert!(
+        direct
+            .as_ref()
+            .is_err_and(|e| e.contains("row 0: expected")),
+        "{direct:?}"
+    );
+    vectors.truncate(3);
+    vectors.push(short);
+    let out = json::handle(
+        Some(&engine),
+        &gatehouse_vectors::as_tables("short", &vectors).input,
+    );
+    let failed = gatehouse_vectors::table_failures(&vectors, &out);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].ends_with(&direct.unwrap_err()), "{failed:?}");
+    // A table cannot run tables: its input is refused, not answered.
+    let nested = gatehouse_vectors::Vector {
+        name: "nested".into(),
+        rule: None,
+        input: gatehouse_vectors::as_tables("inner", &vectors).input,
+        expect: gatehouse_vectors::Expect::Error {
+            error: "bad_input".into(),
+        },
+    };
+    let out = json::handle(
+        Some(&engine),
+        &gatehouse_vectors::as_tables("outer", std::slice::from_ref(&nested)).input,
+    );
+    assert_eq!(
+        gatehouse_vectors::table_failures(&[nested], &out),
+        Vec::<String>::new()
+    );
+}
+
 #[test]
 fn generated_scenarios_keep_the_invariants_natively() {
     let (engine, _) = gatehouse_vectors::native_engine(&root().join("policies")).unwrap();

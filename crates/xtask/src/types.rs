@@ -375,6 +375,29 @@ mod tests {
             actions: vec!["remove_member".into()],
         });
         same_fields(&EngineError::NotLoaded.to_wire());
+        use gatehouse_policy::table::{CellExpect, Expect, Table, TableResult, Tables};
+        let cell = CellExpect {
+            allowed: false,
+            outcome: Some(Outcome::Forbidden),
+            reasons: Some(vec!["R8.owner-target".into()]),
+            messages: vec!["owner".into()],
+        };
+        same_fields(&cell);
+        let table = Table {
+            input: r#"{"op":"info"}"#.into(),
+            expect: Expect::Cells {
+                cells: vec![vec![cell]],
+            },
+        };
+        same_fields(&table);
+        same_fields(&Tables {
+            tables: vec![table],
+        });
+        same_fields(&TableResult {
+            passed: false,
+            mismatch: Some("expected allowed=true".into()),
+            returned: Some("denied".into()),
+        });
     }
 
     #[test]
@@ -414,11 +437,38 @@ mod tests {
             return;
         }
         let (engine, _) = gatehouse_vectors::native_engine(&root.join("policies")).unwrap();
-        let mut inputs: Vec<Vec<u8>> = gatehouse_vectors::load_hand(&root.join("tests/vectors"))
-            .unwrap()
-            .into_iter()
-            .map(|v| v.input)
-            .collect();
+        let hand = gatehouse_vectors::load_hand(&root.join("tests/vectors")).unwrap();
+        // The policy editor's `tables` op: a table of each kind of
+        // expectation, one of them failing (a result with its mismatch).
+        let mut tables: Vec<gatehouse_policy::table::Table> = Vec::new();
+        for kind in ["Error", "Cells", "Decision"] {
+            if let Some(v) = hand
+                .iter()
+                .find(|v| format!("{:?}", v.expect).starts_with(kind))
+            {
+                tables.push(gatehouse_policy::table::Table {
+                    input: String::from_utf8(v.input.clone()).unwrap(),
+                    expect: v.expect.clone(),
+                });
+            }
+        }
+        tables.push(gatehouse_policy::table::Table {
+            input: r#"{"op":"info"}"#.into(),
+            expect: gatehouse_policy::table::Expect::INVARIANTS,
+        });
+        tables.push(gatehouse_policy::table::Table {
+            input: r#"{"op":"info"}"#.into(),
+            expect: gatehouse_policy::table::Expect::Error {
+                error: "bad_input".into(),
+            },
+        });
+        let mut inputs: Vec<Vec<u8>> = hand.into_iter().map(|v| v.input).collect();
+        inputs.push(
+            serde_json::to_vec(&Envelope::Tables(gatehouse_policy::table::Tables {
+                tables,
+            }))
+            .unwrap(),
+        );
         inputs.extend(
             gatehouse_vectors::generate::generate(&engine, 7, 200)
                 .into_iter()
@@ -442,6 +492,8 @@ mod tests {
             r#""batch":"#,
             r#""decision":"#,
             r#""info":"#,
+            r#""tables":"#,
+            r#""mismatch":"#,
             r#""failure""#,
         ] {
             assert!(

@@ -6,7 +6,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use gatehouse_policy::json;
-use gatehouse_vectors::{Vector, check, generate, hostile, load_hand, minimized, native_engine};
+use gatehouse_vectors::{
+    Vector, as_tables, check, generate, hostile, load_hand, minimized, native_engine,
+    table_failures,
+};
 
 use crate::{Result, root, wasm};
 
@@ -98,9 +101,14 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
         .filter(|r| per_rule.get(r).copied().unwrap_or(0) < MIN_PER_RULE)
         .collect();
     let hand_count = hand.len();
-    let mut vectors: Vec<Vector> = hand;
+    // Every hand table once more in one envelope of the module's `tables`
+    // op, the policy editor's checker: answered alike by every runtime.
+    let tables = as_tables("every hand table through the `tables` op", &hand);
+    let tables_at = hand_count;
+    let mut vectors: Vec<Vector> = hand.clone();
+    vectors.push(tables);
     vectors.extend(hostile());
-    let hostile_count = vectors.len() - hand_count;
+    let hostile_count = vectors.len() - hand_count - 1;
     vectors.extend(generate::generate(&engine, seed, generated));
     // Need to know: every vector that decides, as a batch, minimized; each
     // runtime must minimize alike and answer the minimized question exactly
@@ -123,7 +131,7 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
     }
     let inputs: Vec<&[u8]> = vectors.iter().map(|v| v.input.as_slice()).collect();
     println!(
-        "vectors: {hand_count} hand ({} rules, fewest per rule {}), {hostile_count} hostile, {generated} generated (seed {seed})",
+        "vectors: {hand_count} hand ({} rules, fewest per rule {}), all of them again as 1 `tables` envelope, {hostile_count} hostile, {generated} generated (seed {seed})",
         per_rule.len(),
         per_rule.values().min().copied().unwrap_or(0)
     );
@@ -138,6 +146,11 @@ pub(crate) fn run(args: &[String]) -> Result<usize> {
         .iter()
         .zip(&native)
         .filter_map(|(v, out)| check(v, out).err().map(|e| format!("{}: {e}", v.name)))
+        .chain(
+            table_failures(&hand, &native[tables_at])
+                .into_iter()
+                .map(|e| format!("the `tables` op: {e}")),
+        )
         .collect();
 
     let started = Instant::now();

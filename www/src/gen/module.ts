@@ -3,7 +3,7 @@
 /**
  * A request envelope.
  */
-export type Envelope = { "op": "authorize" } & Check | { "op": "batch" } & Batch | { "op": "minimize" } & Batch | { "op": "info" };
+export type Envelope = { "op": "authorize" } & Check | { "op": "batch" } & Batch | { "op": "minimize" } & Batch | { "op": "info" } | { "op": "tables" } & Tables;
 
 /**
  * A tagged answer.
@@ -28,7 +28,11 @@ export type Answer = { "type": "success",
   /**
    * For `info`.
    */
-  info?: Info, } | { "type": "failure",
+  info?: Info,
+  /**
+   * For `tables`: one result per table, in order.
+   */
+  tables?: Array<TableResult>, } | { "type": "failure",
   /**
    * What went wrong.
    */
@@ -141,6 +145,28 @@ export type BatchDecision = {
    * Rows in the order of the batch's targets.
    */
   cells: Array<Array<Decision>>,
+};
+
+/**
+ * What one decision must be.
+ */
+export type CellExpect = {
+  /**
+   * Allowed or not.
+   */
+  allowed: boolean,
+  /**
+   * How it came about, when the table says.
+   */
+  outcome?: Outcome,
+  /**
+   * The determining policy ids, exactly (order does not matter).
+   */
+  reasons?: Array<string>,
+  /**
+   * Fragments that must appear in the reasons' messages.
+   */
+  messages?: Array<string>,
 };
 
 /**
@@ -274,6 +300,23 @@ export type Device = {
  * A signed-in browser or API token.
  */
 export type DeviceId = string;
+
+/**
+ * What an answer must be, in the tables' own shape.
+ */
+export type Expect = {
+  /**
+   * An `EngineError::code`.
+   */
+  error: string, } | {
+  /**
+   * The rows.
+   */
+  cells: Array<Array<CellExpect>>, } | {
+  /**
+   * Always `true`.
+   */
+  invariants: true, } | CellExpect;
 
 /**
  * Everything a decision may look at. `now` is the host's clock: the module
@@ -625,6 +668,51 @@ export type Role = "owner" | "admin" | "standard" | "basic";
  * Where a change comes from; policies may treat sources differently (SCIM).
  */
 export type Source = "ui" | "api" | "scim" | "job";
+
+/**
+ * One table for the `tables` op: the exact input text and its expectation.
+ */
+export type Table = {
+  /**
+   * The envelope, as the text every runtime is handed (malformed on
+   * purpose in some tables).
+   */
+  input: string,
+  /**
+   * What its answer must be.
+   */
+  expect: Expect,
+};
+
+/**
+ * How one table came out.
+ */
+export type TableResult = {
+  /**
+   * The answer met the expectation and the invariants.
+   */
+  passed: boolean,
+  /**
+   * Why not, when it did not.
+   */
+  mismatch?: string,
+  /**
+   * What came back, for people (a decision with its reasons), when it
+   * did not.
+   */
+  returned?: string,
+};
+
+/**
+ * The `tables` op: answer each table's input under the loaded policies and
+ * check the answer.
+ */
+export type Tables = {
+  /**
+   * The tables, answered in order.
+   */
+  tables: Array<Table>,
+};
 
 /**
  * What the action is done to.

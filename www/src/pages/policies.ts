@@ -14,19 +14,12 @@
 import { api, ApiError } from '../api';
 import { module } from '../module';
 import { h, problem, when } from '../ui';
-import type { Answer, Checked, Decision, Problem } from '../gen/module';
+import type { Answer, Checked, Envelope, Expect, Problem, TableResult } from '../gen/module';
 import type { Ctx } from '../app';
 
 interface PolicyFile {
   file: string;
   text: string;
-}
-
-interface CellExpect {
-  allowed: boolean;
-  outcome?: string | null;
-  reasons?: string[] | null;
-  messages?: string[];
 }
 
 /** One decision table case as the host hands it out. */
@@ -35,7 +28,7 @@ interface Table {
   rule: string | null;
   /** The envelope, as the exact text every runtime is handed. */
   input: string;
-  expect: CellExpect | { cells: CellExpect[][] } | { error: string } | { invariants: true };
+  expect: Expect;
 }
 
 interface Editable {
@@ -109,55 +102,17 @@ export function highlight(text: string): Node[] {
 
 // ------------------------------------------------------- decision tables
 
-function sameSet(a: string[], b: string[]): boolean {
-  const x = [...a].sort();
-  const y = [...b].sort();
-  return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-
-function showDecision(d: Decision): string {
-  return `${d.allowed ? 'allowed' : 'denied'}${d.reasons.length ? ': ' : ''}${d.reasons.map((r) => `[${r.policy}] ${r.message}`).join('; ')}`;
-}
-
-/** The checks of `crates/vectors` (`check_cell`, `invariants`), in TypeScript. */
-function checkCell(d: Decision, e: CellExpect): string | null {
-  if (!d.allowed && d.reasons.length === 0) return `a denial without reasons`;
-  if (d.allowed !== (d.outcome === 'permitted')) return `allowed and outcome disagree`;
-  if (d.allowed !== e.allowed) return `expected ${e.allowed ? 'allowed' : 'denied'}`;
-  if (e.outcome && d.outcome !== e.outcome) return `expected outcome ${e.outcome}, got ${d.outcome}`;
-  if (e.reasons && !sameSet(e.reasons, d.reasons.map((r) => r.policy))) return `expected reasons ${e.reasons.join(', ')}`;
-  for (const fragment of e.messages ?? []) {
-    if (!d.reasons.some((r) => r.message.includes(fragment))) return `no reason says “${fragment}”`;
-  }
-  return null;
-}
-
-/** Why `answer` does not meet `table.expect`, or null when it does. */
-function checkTable(table: Table, answer: Answer): { why: string; got: string } | null {
-  const e = table.expect;
-  if (answer.type === 'failure') {
-    if ('error' in e && answer.errors.some((x) => x.code === e.error)) return null;
-    return { why: 'error' in e ? `expected error ${e.error}` : 'the module failed', got: answer.errors.map((x) => `${x.code}: ${x.message}`).join('; ') };
-  }
-  if ('invariants' in e) return null;
-  if ('error' in e) return { why: `expected error ${e.error}`, got: 'an answer' };
-  if ('cells' in e) {
-    const cells = answer.batch?.cells ?? [];
-    if (cells.length !== e.cells.length) return { why: `expected ${e.cells.length} rows, got ${cells.length}`, got: '' };
-    for (const [r, row] of e.cells.entries()) {
-      for (const [c, want] of row.entries()) {
-        const d = cells[r]?.[c];
-        if (!d) return { why: `row ${r} cell ${c} missing`, got: '' };
-        const why = checkCell(d, want);
-        if (why) return { why: `row ${r} cell ${c}: ${why}`, got: showDecision(d) };
-      }
-    }
-    return null;
-  }
-  const d = answer.decision;
-  if (!d) return { why: 'no decision in the answer', got: '' };
-  const why = checkCell(d, e);
-  return why ? { why, got: showDecision(d) } : null;
+/**
+ * Answers and checks every table in the module, under whatever policies it
+ * has loaded: the module's own checker (`{"op":"tables",…}`, crates/policy
+ * `table`), the one `gatehouse policy test` and `cargo xtask vectors` run.
+ * One result per table, or why there are none.
+ */
+function runTables(call: (input: string) => string, tables: Table[]): TableResult[] | string {
+  const envelope: Envelope = { op: 'tables', tables: tables.map((t) => ({ input: t.input, expect: t.expect })) };
+  const answer = JSON.parse(call(JSON.stringify(envelope))) as Answer;
+  if (answer.type === 'failure') return answer.errors.map((x) => `${x.code}: ${x.message}`).join('; ');
+  return answer.tables ?? 'no table results in the answer';
 }
 
 // ----------------------------------------------------------------- places
@@ -341,11 +296,12 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
       return;
     }
     showList([]);
-    const run = gh.withPolicies(bytes, (call) => data.tables.map((t) => JSON.parse(call(t.input)) as Answer));
-    const answers = run.result ?? [];
+    const run = gh.withPolicies(bytes, (call) => runTables(call, data.tables));
+    const results = run.result ?? `the draft did not load: ${JSON.stringify(run.loaded)}`;
+    const failed = (mismatch: string): TableResult => ({ passed: false, mismatch });
     const failures = data.tables
-      .map((t, i) => ({ t, bad: answers[i] ? checkTable(t, answers[i]) : { why: 'no answer', got: JSON.stringify(run.loaded) } }))
-      .filter((x) => x.bad !== null);
+      .map((t, i) => ({ t, r: typeof results === 'string' ? failed(results) : (results[i] ?? failed('no result')) }))
+      .filter((x) => !x.r.passed);
     tablesFailed = failures.length;
     const ms = performance.now() - started;
     checks.replaceChildren(h('p', { class: 'muted', id: 'lint' }, `Parsed and linted in this page; the host is checking the types…`));
@@ -356,8 +312,8 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
         ? h(
             'ul',
             { class: 'failures' },
-            ...failures.slice(0, 50).map(({ t, bad }) =>
-              h('li', {}, h('strong', {}, t.name), t.rule ? h('span', { class: 'tag' }, t.rule) : null, h('div', {}, bad?.why ?? ''), bad?.got ? h('div', { class: 'muted small' }, `returned: ${bad.got}`) : null),
+            ...failures.slice(0, 50).map(({ t, r }) =>
+              h('li', {}, h('strong', {}, t.name), t.rule ? h('span', { class: 'tag' }, t.rule) : null, h('div', {}, r.mismatch ?? ''), r.returned ? h('div', { class: 'muted small' }, `returned: ${r.returned}`) : null),
             ),
           )
         : '',
