@@ -18,12 +18,12 @@ fn the_repository_policies_validate_and_pass_their_tables() {
     let (code, out) = policy(&["validate"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("76 policies in 19 files, 32 actions, 19 rules: valid"),
+        out.contains("80 policies in 20 files, 33 actions, 19 rules: valid"),
         "{out}"
     );
     let (code, out) = policy(&["test"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("390 passed, 0 failed"), "{out}");
+    assert!(out.contains("403 passed, 0 failed"), "{out}");
 }
 
 #[test]

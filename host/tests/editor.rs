@@ -81,7 +81,7 @@ async fn only_owners_of_the_policy_account_may_open_the_editor() {
     let (s, live) = t.get("olivia", "/v1/policies").await;
     assert_eq!(s, StatusCode::OK, "{live}");
     assert_eq!(live["account"], "agency");
-    assert_eq!(live["policies"].as_array().unwrap().len(), 19);
+    assert_eq!(live["policies"].as_array().unwrap().len(), 20);
     assert!(
         live["schema"]
             .as_str()
@@ -143,7 +143,7 @@ async fn the_strict_check_points_at_type_and_parse_errors() {
     let (_, live) = t.get("olivia", "/v1/policies").await;
     let ok = check(&t, &live["policies"]).await;
     assert_eq!(ok["type"], "valid", "{ok}");
-    assert_eq!(ok["report"]["actions"], 32);
+    assert_eq!(ok["report"]["actions"], 33);
 
     // An attribute the schema does not have: found by type validation, at
     // the attribute.
