@@ -166,6 +166,22 @@ pub fn router(host: Host) -> Router {
         .route("/v1/policies/check", post(crate::editor::check_draft))
         .route("/v1/policies/impact", post(crate::editor::impact))
         .route("/v1/policies/publish", post(crate::editor::publish))
+        .route(
+            "/v1/policies/publish-requests",
+            get(crate::editor::publish_requests),
+        )
+        .route(
+            "/v1/policies/publish-requests/{id}/approve",
+            post(crate::editor::approve),
+        )
+        .route(
+            "/v1/policies/publish-requests/{id}/decline",
+            post(crate::editor::decline),
+        )
+        .route(
+            "/v1/policies/publish-requests/{id}/cancel",
+            post(crate::editor::cancel),
+        )
         .merge(scim::router())
         .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)
