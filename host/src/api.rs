@@ -166,6 +166,22 @@ pub fn router(host: Host) -> Router {
         .route("/v1/policies/check", post(crate::editor::check_draft))
         .route("/v1/policies/impact", post(crate::editor::impact))
         .route("/v1/policies/publish", post(crate::editor::publish))
+        .route(
+            "/v1/policies/publish-requests",
+            get(crate::editor::publish_requests),
+        )
+        .route(
+            "/v1/policies/publish-requests/{id}/approve",
+            post(crate::editor::approve),
+        )
+        .route(
+            "/v1/policies/publish-requests/{id}/decline",
+            post(crate::editor::decline),
+        )
+        .route(
+            "/v1/policies/publish-requests/{id}/cancel",
+            post(crate::editor::cancel),
+        )
         .merge(scim::router())
         .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)
@@ -375,8 +391,26 @@ async fn sign_out(State(host): State<Host>, p: Principal) -> ApiResult<Response>
 #[serde(deny_unknown_fields)]
 struct NewToken {
     label: String,
+    accounts: Vec<String>,
+    access: TokenAccess,
+    #[serde(default = "default_lifetime")]
+    lifetime_days: i64,
 }
 
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum TokenAccess {
+    Read,
+    Write,
+}
+
+fn default_lifetime() -> i64 {
+    30
+}
+
+/// `POST /v1/tokens`: whether the caller may mint is `mint_token`'s
+/// question (R15: from a fresh browser sign-in, never from a token, 1 to
+/// 90 days); the body's shape is checked here.
 async fn create_token(
     State(host): State<Host>,
     p: Principal,
@@ -388,11 +422,36 @@ async fn create_token(
             "give the token a label of 1 to 100 characters".into(),
         ));
     }
-    let s = auth::create_session(&host, &p.user, "api", label).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": s.id, "token": s.token, "note": "shown once: store it now"})),
-    ))
+    let mut accounts: Vec<String> = b.accounts.iter().map(|a| a.trim().to_owned()).collect();
+    accounts.sort();
+    accounts.dedup();
+    if accounts.is_empty()
+        || accounts.len() > 100
+        || accounts.iter().any(|a| a.is_empty() || a.len() > 100)
+    {
+        return Err(ApiError::BadRequest(
+            "name the accounts the token may be used on in `accounts`: 1 to 100 account ids".into(),
+        ));
+    }
+    let credential = gatehouse_policy::Credential {
+        kind: if p.cookie {
+            gatehouse_policy::CredentialKind::Session
+        } else {
+            gatehouse_policy::CredentialKind::Token
+        },
+        signed_in_at: p.signed_in_at,
+    };
+    let change = Change::MintToken {
+        label: label.to_owned(),
+        accounts,
+        read_only: b.access == TokenAccess::Read,
+        lifetime_days: b.lifetime_days,
+        credential,
+    };
+    let applied = host.perform(change, attempt(&p)).await?;
+    let mut body = applied.result;
+    body["audit_id"] = json!(applied.audit_id);
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 async fn me(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {

@@ -27,8 +27,10 @@ pub const COOKIE: &str = "gh_session";
 pub const LINK_SECONDS: i64 = 15 * 60;
 /// Browser sessions last this long.
 pub const SESSION_SECONDS: i64 = 30 * 24 * 3600;
-/// API tokens last this long.
-pub const TOKEN_SECONDS: i64 = 365 * 24 * 3600;
+/// API tokens made by the operator (`gatehouse token`) last this long; a
+/// token minted over the API lives what its owner asked, 1 to 90 days
+/// (`R15.token-lifetime` decides).
+pub const TOKEN_SECONDS: i64 = 90 * 24 * 3600;
 
 /// A new session's secrets, shown once.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -155,6 +157,68 @@ pub async fn redeem_link(host: &Host, secret: &str, label: &str) -> Result<NewSe
     create_session(host, &user, "browser", label).await
 }
 
+/// What an API token may be used for (R15); a browser session and an
+/// operator's token are not narrowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenScope {
+    /// The accounts it may act on or read.
+    pub accounts: Vec<String>,
+    /// Only reads (`GET`, `HEAD`).
+    pub read_only: bool,
+}
+
+impl TokenScope {
+    /// Refuses `account` when the scope does not name it. Not a "who may"
+    /// question: the credential itself is limited, as an expired one is.
+    pub fn check_account(&self, account: &str) -> Result<(), ApiError> {
+        if self.accounts.iter().any(|a| a == account) {
+            return Ok(());
+        }
+        Err(ApiError::TokenScope(format!(
+            "this API token is scoped to {}, not `{account}`",
+            self.accounts
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
+/// Stores a new API token with its scope and expiry; returns it (shown once).
+pub(crate) async fn insert_token(
+    tx: &mut Tx,
+    user: &str,
+    label: &str,
+    scope: &TokenScope,
+    now: i64,
+    expires_at: i64,
+) -> Result<NewSession, ApiError> {
+    let id = token::new_id("dev");
+    let secret = token::new_secret("ght");
+    let csrf = token::random_hex(16);
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, kind, label, token_hash, csrf, created_at, expires_at, scope_accounts, access) VALUES (?, ?, 'api', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(user)
+    .bind(label)
+    .bind(token::hash(&secret))
+    .bind(&csrf)
+    .bind(now)
+    .bind(expires_at)
+    .bind(serde_json::to_string(&scope.accounts).map_err(ApiError::internal)?)
+    .bind(if scope.read_only { "read" } else { "write" })
+    .execute(&mut **tx)
+    .await?;
+    Ok(NewSession {
+        id,
+        token: secret,
+        csrf,
+        user: user.to_owned(),
+    })
+}
+
 /// The signed-in caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -164,6 +228,10 @@ pub struct Principal {
     pub session: String,
     /// Came with a cookie (CSRF applies) rather than a bearer token.
     pub cookie: bool,
+    /// When the credential was signed in (a token: minted), unix seconds.
+    pub signed_in_at: i64,
+    /// An API token's scope, when it has one.
+    pub scope: Option<TokenScope>,
     /// The session's CSRF value, for a cookie session (a page that was
     /// reloaded reads it from `GET /v1/me`; other origins cannot read it).
     pub csrf: Option<String>,
@@ -210,7 +278,7 @@ impl FromRequestParts<Host> for Principal {
             }
         };
         let row =
-            sqlx::query("SELECT id, user_id, csrf, expires_at FROM sessions WHERE token_hash = ?")
+            sqlx::query("SELECT id, user_id, csrf, created_at, expires_at, scope_accounts, access FROM sessions WHERE token_hash = ?")
                 .bind(token::hash(&secret))
                 .fetch_optional(host.store.pool())
                 .await?
@@ -237,13 +305,42 @@ impl FromRequestParts<Host> for Principal {
                 return Err(ApiError::Csrf);
             }
         }
+        let scope_accounts: Option<String> = row.try_get("scope_accounts")?;
+        let access: Option<String> = row.try_get("access")?;
+        let scope = match scope_accounts {
+            Some(text) => Some(TokenScope {
+                accounts: serde_json::from_str(&text).map_err(ApiError::internal)?,
+                read_only: access.as_deref() == Some("read"),
+            }),
+            None => None,
+        };
+        if let Some(scope) = &scope {
+            if scope.read_only && unsafe_method {
+                return Err(ApiError::TokenScope(
+                    "this API token may only read: mint a write token to make changes".into(),
+                ));
+            }
+            if let Some(account) = path_account(parts.uri.path()) {
+                scope.check_account(account)?;
+            }
+        }
         Ok(Principal {
             user: row.try_get("user_id")?,
             session: row.try_get("id")?,
             cookie,
+            signed_in_at: row.try_get("created_at")?,
+            scope,
             csrf: cookie.then_some(csrf),
         })
     }
+}
+
+/// The account a `/v1/accounts/{account}/…` path names.
+fn path_account(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/accounts/")?
+        .split('/')
+        .next()
+        .filter(|a| !a.is_empty())
 }
 
 /// Refuses a session that was signed out of `account`.
@@ -262,6 +359,29 @@ pub(crate) async fn check_not_signed_out(
         return Err(ApiError::Unauthenticated(format!(
             "you were signed out of `{account}`: sign in again"
         )));
+    }
+    Ok(())
+}
+
+/// Refuses an API token whose scope does not name `account` (see
+/// [`TokenScope`]); sessions and unscoped tokens pass.
+pub(crate) async fn check_token_scope(
+    tx: &mut Tx,
+    session: &str,
+    account: &str,
+) -> Result<(), ApiError> {
+    let scope: Option<String> =
+        sqlx::query_scalar("SELECT scope_accounts FROM sessions WHERE id = ?")
+            .bind(session)
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten();
+    if let Some(text) = scope {
+        TokenScope {
+            accounts: serde_json::from_str(&text).map_err(ApiError::internal)?,
+            read_only: false,
+        }
+        .check_account(account)?;
     }
     Ok(())
 }

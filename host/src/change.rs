@@ -141,6 +141,20 @@ pub enum Change {
         /// Device (session) id.
         device: String,
     },
+    /// Mint an API token for oneself (R15): `R15.*` decide from the
+    /// credential making the request and the lifetime asked.
+    MintToken {
+        /// What the token is for.
+        label: String,
+        /// The accounts it may be used on.
+        accounts: Vec<String>,
+        /// Reads only.
+        read_only: bool,
+        /// Its lifetime, in days.
+        lifetime_days: i64,
+        /// The credential asking.
+        credential: gatehouse_policy::Credential,
+    },
     /// Ask that an owner lose the owner role (R10).
     RequestOwnerRemoval {
         /// Account.
@@ -519,6 +533,19 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
             p.scope.devices.insert(device.clone());
             p
         }
+        Change::MintToken {
+            lifetime_days,
+            credential,
+            ..
+        } => {
+            let mut p = on_self("mint_token");
+            p.params = Params {
+                credential: Some(*credential),
+                lifetime_days: Some(*lifetime_days),
+                ..Params::default()
+            };
+            p
+        }
         Change::RequestOwnerRemoval {
             account,
             target,
@@ -745,6 +772,7 @@ impl Host {
             && !matches!(change, Change::AcceptInvitation { .. })
         {
             crate::auth::check_not_signed_out(&mut tx, session, account).await?;
+            crate::auth::check_token_scope(&mut tx, session, account).await?;
         }
         let facts = facts::load(&mut tx, now, &plan.scope, attempt.user_id()).await?;
         let check = Check {
@@ -1150,6 +1178,29 @@ impl Host {
                     .execute(&mut **tx)
                     .await?;
                 fx.result = json!({"device": device, "signed_out": true});
+            }
+            Change::MintToken {
+                label,
+                accounts,
+                read_only,
+                lifetime_days,
+                ..
+            } => {
+                let scope = crate::auth::TokenScope {
+                    accounts: accounts.clone(),
+                    read_only: *read_only,
+                };
+                let expires_at = now + lifetime_days * 24 * 3600;
+                let s = crate::auth::insert_token(tx, &me, label, &scope, now, expires_at).await?;
+                fx.result = json!({
+                    "id": s.id,
+                    "token": s.token,
+                    "accounts": accounts,
+                    "access": if *read_only { "read" } else { "write" },
+                    "expires_at": expires_at,
+                    "note": "shown once: store it now",
+                });
+                fx.after_target = Some(Target::Device(gatehouse_policy::facts::DeviceId(s.id)));
             }
             Change::RequestOwnerRemoval {
                 account,

@@ -17,11 +17,14 @@ use axum::Json;
 use axum::extract::State;
 use gatehouse_policy::bundle::{BUNDLE_FORMAT, Bundle, Checked, PolicyFile, check};
 use gatehouse_policy::facts::{AccountId, UserId};
-use gatehouse_policy::{Actor, Check, Decision, Source, Target};
+use gatehouse_policy::{
+    Actor, Check, Credential, CredentialKind, Decision, Params, PublishRequest, PublishStatus,
+    Source, Target,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::Body;
+use crate::api::{Body, Path};
 use crate::audit::{self, AuditEntry};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -46,27 +49,50 @@ fn authoring(host: &Host) -> ApiResult<&Authoring> {
     })
 }
 
-/// Asks `author_policies` for `user`: the question and the module's answer.
+/// Asks `action` about the policy account for `p`, with the facts of the
+/// credential making the request (and of a publish request's author): the
+/// question and the module's answer.
 async fn decide(
     host: &Host,
     p: &Principal,
     account: &str,
+    action: &str,
+    publish: Option<PublishRequest>,
 ) -> ApiResult<(Check, crate::gate::Decided<Decision>)> {
     let mut tx = host.store.begin_read().await?;
     let mut scope = facts::Scope::default();
     scope.accounts.insert(account.to_owned());
+    if let Some(r) = &publish {
+        scope.users.insert(r.author.0.clone());
+    }
     let facts = facts::load(&mut tx, host.clock.now(), &scope, Some(&p.user)).await?;
     tx.commit().await?;
     let check = Check {
         facts,
         actor: Actor::User(UserId(p.user.clone())),
-        action: "author_policies".into(),
+        action: action.into(),
         target: Target::Account(AccountId(account.to_owned())),
-        params: Default::default(),
+        params: Params {
+            credential: Some(credential(p)),
+            publish,
+            ..Params::default()
+        },
         source: if p.cookie { Source::Ui } else { Source::Api },
     };
     let decided = host.gate.authorize(&check)?;
     Ok((check, decided))
+}
+
+/// The facts of the credential `p` signed in with.
+fn credential(p: &Principal) -> Credential {
+    Credential {
+        kind: if p.cookie {
+            CredentialKind::Session
+        } else {
+            CredentialKind::Token
+        },
+        signed_in_at: p.signed_in_at,
+    }
 }
 
 /// Is `user` a stranger to `account` (no membership there or above)?
@@ -232,13 +258,119 @@ pub async fn impact(
     ))
 }
 
-/// `POST /v1/policies/publish`: the CLI's checks, then the new version and
-/// its audit record in one transaction, then this host swaps.
+/// A publish request lives this long: a week, shorter than an owner-removal
+/// request's 14 days, because its author judged the draft's impact on the
+/// audit log of that day and its proofs on that day's policies.
+pub const PUBLISH_REQUEST_SECONDS: i64 = 7 * 24 * 3600;
+
+/// The audit record of an attempt on the policy account.
+fn entry<'d>(
+    host: &Host,
+    p: &Principal,
+    account: &str,
+    check: &Check,
+    decided: &'d crate::gate::Decided<Decision>,
+    before: Value,
+    after: Value,
+) -> AuditEntry<'d> {
+    AuditEntry {
+        at: host.clock.now(),
+        actor: format!("user:{}", p.user),
+        action: check.action.clone(),
+        account: Some(account.to_owned()),
+        target: format!("policies:{account}"),
+        decision: &decided.answer,
+        policy_hash: decided.policy_hash.clone(),
+        module_hash: decided.module_hash.clone(),
+        before,
+        after,
+        source: check.source,
+        request: serde_json::to_value(check).unwrap_or(Value::Null),
+        job: None,
+    }
+}
+
+/// A denial: audited (unless the caller is a stranger to the account, who
+/// learns nothing), then 404 or 403 with the reasons.
+async fn deny(
+    host: &Host,
+    p: &Principal,
+    account: &str,
+    check: &Check,
+    decided: &crate::gate::Decided<Decision>,
+) -> ApiError {
+    let audit_id = if stranger(check, account, &p.user) {
+        None
+    } else {
+        let recorded = async {
+            let mut tx = host.store.begin_write().await?;
+            let id = audit::record(
+                &mut tx,
+                &entry(host, p, account, check, decided, Value::Null, Value::Null),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, ApiError>(id)
+        }
+        .await;
+        match recorded {
+            Ok(id) => Some(id),
+            Err(e) => return e,
+        }
+    };
+    refuse(
+        check,
+        account,
+        &p.user,
+        decided.answer.reasons.clone(),
+        audit_id,
+    )
+}
+
+/// The active owners of `account` and their addresses, from the facts (who
+/// is mailed, not who may).
+fn owner_emails(check: &Check, account: &str) -> Vec<(String, String)> {
+    use gatehouse_policy::facts::{MembershipStatus, Role};
+    check
+        .facts
+        .memberships
+        .iter()
+        .filter(|m| {
+            m.account.as_str() == account
+                && m.role == Role::Owner
+                && m.status == MembershipStatus::Active
+        })
+        .filter_map(|m| {
+            check
+                .facts
+                .users
+                .iter()
+                .find(|u| u.id == m.user)
+                .map(|u| (u.id.0.clone(), u.email.clone()))
+        })
+        .collect()
+}
+
+fn user_email(check: &Check, user: &str) -> String {
+    check
+        .facts
+        .users
+        .iter()
+        .find(|u| u.id.as_str() == user)
+        .map_or_else(|| user.to_owned(), |u| u.email.clone())
+}
+
+/// `POST /v1/policies/publish`: asks for a publish (`publish_policies`: an
+/// owner of the policy account, from a browser session signed in within 15
+/// minutes), runs the CLI's checks (validate, tables, proofs, bake) and
+/// records a pending publish request with the baked module; the other
+/// owners are mailed. Nothing is live until a second owner approves
+/// ([`approve`]).
 pub async fn publish(
     State(host): State<Host>,
     p: Principal,
     Body(body): Body<PublishBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
     let a = authoring(&host)?.clone();
     let message = body.message.trim().to_owned();
     if message.is_empty() {
@@ -246,48 +378,17 @@ pub async fn publish(
             "say why in `message`: it is recorded with the version".into(),
         ));
     }
+    let live_hash = host.gate.policy_hash();
     if let Some(base) = &body.base
-        && *base != host.gate.policy_hash()
+        && *base != live_hash
     {
         return Err(ApiError::Conflict(format!(
-            "the live policies changed since this draft was begun (now policy {}): review the draft and its impact against them, then publish again",
-            host.gate.policy_hash()
+            "the live policies changed since this draft was begun (now policy {live_hash}): review the draft and its impact against them, then publish again"
         )));
     }
-    let (check, decided) = decide(&host, &p, &a.account).await?;
-    let before =
-        json!({"policy_hash": host.gate.policy_hash(), "module_sha256": host.gate.module_sha256()});
-    let entry = |decision| AuditEntry {
-        at: host.clock.now(),
-        actor: format!("user:{}", p.user),
-        action: "author_policies".into(),
-        account: Some(a.account.clone()),
-        target: format!("policies:{}", a.account),
-        decision,
-        policy_hash: decided.policy_hash.clone(),
-        module_hash: decided.module_hash.clone(),
-        before: before.clone(),
-        after: Value::Null,
-        source: check.source,
-        request: serde_json::to_value(&check).unwrap_or(Value::Null),
-        job: None,
-    };
+    let (check, decided) = decide(&host, &p, &a.account, "publish_policies", None).await?;
     if !decided.answer.allowed {
-        let audit_id = if !stranger(&check, &a.account, &p.user) {
-            let mut tx = host.store.begin_write().await?;
-            let id = audit::record(&mut tx, &entry(&decided.answer)).await?;
-            tx.commit().await?;
-            Some(id)
-        } else {
-            None
-        };
-        return Err(refuse(
-            &check,
-            &a.account,
-            &p.user,
-            decided.answer.reasons.clone(),
-            audit_id,
-        ));
+        return Err(deny(&host, &p, &a.account, &check, &decided).await);
     }
     let bundle = draft(&host, body.policies)?;
     let dir = std::env::temp_dir().join(format!(
@@ -309,39 +410,343 @@ pub async fn publish(
             "nothing to publish: the host already runs these policies".into(),
         ));
     }
-    let author = check
-        .facts
-        .users
-        .iter()
-        .find(|u| u.id.as_str() == p.user)
-        .map_or(p.user.clone(), |u| u.email.clone());
+    let now = host.clock.now();
+    let id = crate::token::new_id("pub");
+    let expires_at = now + PUBLISH_REQUEST_SECONDS;
+    let author_email = user_email(&check, &p.user);
     let mut tx = host.store.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO publish_requests (id, account_id, author, message, base_policy_hash, module, module_sha256, policy_hash, log, status, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+    )
+    .bind(&id)
+    .bind(&a.account)
+    .bind(&p.user)
+    .bind(&message)
+    .bind(&live_hash)
+    .bind(&prepared.module)
+    .bind(&prepared.module_sha256)
+    .bind(&prepared.policy_hash)
+    .bind(serde_json::to_string(&prepared.log).map_err(ApiError::internal)?)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    let after = json!({"publish_request": id, "policy_hash": prepared.policy_hash, "module_sha256": prepared.module_sha256, "message": message, "status": "pending"});
+    let before = json!({"policy_hash": live_hash, "module_sha256": host.gate.module_sha256()});
+    let audit_id = audit::record(
+        &mut tx,
+        &entry(&host, &p, &a.account, &check, &decided, before, after),
+    )
+    .await?;
+    for (user, email) in owner_emails(&check, &a.account) {
+        if user == p.user {
+            continue;
+        }
+        crate::outbox::enqueue(
+            &mut tx,
+            &crate::outbox::Mail {
+                to: email,
+                subject: format!("{author_email} asks to publish new policies"),
+                body: format!(
+                    "{author_email} asks to publish new policies for every account: \"{message}\".\n\
+                     A second owner must approve it within 7 days: {}/#/policies",
+                    host.settings.public_url
+                ),
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({
+            "ok": true,
+            "pending": {
+                "id": id,
+                "author": p.user,
+                "message": message,
+                "policy_hash": prepared.policy_hash,
+                "expires_at": expires_at,
+            },
+            "audit_id": audit_id,
+            "log": prepared.log,
+        })),
+    ))
+}
+
+/// A stored publish request.
+struct Stored {
+    id: String,
+    author: String,
+    message: String,
+    base: String,
+    policy_hash: String,
+    module_sha256: String,
+    status: PublishStatus,
+    created_at: i64,
+    expires_at: i64,
+    decided_by: Option<String>,
+    version: Option<i64>,
+}
+
+impl Stored {
+    fn question(&self) -> PublishRequest {
+        PublishRequest {
+            author: UserId(self.author.clone()),
+            status: self.status,
+            expires_at: self.expires_at,
+        }
+    }
+
+    fn json(&self, now: i64) -> Value {
+        let status = match self.status {
+            PublishStatus::Pending if self.expires_at <= now => "expired",
+            other => other.as_str(),
+        };
+        json!({
+            "id": self.id, "author": self.author, "message": self.message,
+            "base": self.base, "policy_hash": self.policy_hash, "module_sha256": self.module_sha256,
+            "status": status, "created_at": self.created_at, "expires_at": self.expires_at,
+            "decided_by": self.decided_by, "version": self.version,
+        })
+    }
+}
+
+const STORED_COLUMNS: &str = "id, author, message, base_policy_hash, policy_hash, module_sha256, status, created_at, expires_at, decided_by, version";
+
+fn stored(row: &sqlx::sqlite::SqliteRow) -> ApiResult<Stored> {
+    use sqlx::Row;
+    let status: String = row.try_get("status")?;
+    Ok(Stored {
+        id: row.try_get("id")?,
+        author: row.try_get("author")?,
+        message: row.try_get("message")?,
+        base: row.try_get("base_policy_hash")?,
+        policy_hash: row.try_get("policy_hash")?,
+        module_sha256: row.try_get("module_sha256")?,
+        status: match status.as_str() {
+            "pending" => PublishStatus::Pending,
+            "approved" => PublishStatus::Approved,
+            "declined" => PublishStatus::Declined,
+            "cancelled" => PublishStatus::Cancelled,
+            other => return Err(ApiError::internal(format!("publish status `{other}`"))),
+        },
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        decided_by: row.try_get("decided_by")?,
+        version: row.try_get("version")?,
+    })
+}
+
+async fn load_request(host: &Host, account: &str, id: &str) -> ApiResult<Stored> {
+    let row = sqlx::query(&format!(
+        "SELECT {STORED_COLUMNS} FROM publish_requests WHERE id = ? AND account_id = ?"
+    ))
+    .bind(id)
+    .bind(account)
+    .fetch_optional(host.store.pool())
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no publish request `{id}`")))?;
+    stored(&row)
+}
+
+/// `GET /v1/policies/publish-requests`: the publish requests, newest first,
+/// each with the module's answers for the caller (approve, decline,
+/// cancel), so the editor disables what is denied with the reasons.
+pub async fn publish_requests(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+    let a = allowed(&host, &p).await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {STORED_COLUMNS} FROM publish_requests WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT 50"
+    ))
+    .bind(&a.account)
+    .fetch_all(host.store.pool())
+    .await?;
+    let now = host.clock.now();
+    let mut out = Vec::new();
+    for row in &rows {
+        let r = stored(row)?;
+        let mut item = r.json(now);
+        if r.status == PublishStatus::Pending && r.expires_at > now {
+            let mut answers = serde_json::Map::new();
+            for action in ["approve_publish", "decline_publish", "cancel_publish"] {
+                let (_, decided) =
+                    decide(&host, &p, &a.account, action, Some(r.question())).await?;
+                answers.insert(
+                    action.to_owned(),
+                    serde_json::to_value(&decided.answer).map_err(ApiError::internal)?,
+                );
+            }
+            item["decisions"] = Value::Object(answers);
+        }
+        out.push(item);
+    }
+    Ok(Json(json!({ "requests": out })))
+}
+
+/// `POST /v1/policies/publish-requests/{id}/approve`: a second owner of the
+/// policy account approves (`approve_publish`); the version lands, every
+/// owner of the policy account is mailed, this host swaps at once.
+pub async fn approve(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    answer(host, p, id, "approve_publish").await
+}
+
+/// `POST /v1/policies/publish-requests/{id}/decline`: another owner declines.
+pub async fn decline(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    answer(host, p, id, "decline_publish").await
+}
+
+/// `POST /v1/policies/publish-requests/{id}/cancel`: its author withdraws it.
+pub async fn cancel(
+    State(host): State<Host>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    answer(host, p, id, "cancel_publish").await
+}
+
+async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult<Json<Value>> {
+    let a = authoring(&host)?.clone();
+    let r = load_request(&host, &a.account, &id).await?;
+    let (check, decided) = decide(&host, &p, &a.account, action, Some(r.question())).await?;
+    if !decided.answer.allowed {
+        if stranger(&check, &a.account, &p.user) {
+            return Err(ApiError::NotFound(format!("no publish request `{id}`")));
+        }
+        return Err(deny(&host, &p, &a.account, &check, &decided).await);
+    }
+    let now = host.clock.now();
+    let before = r.json(now);
+    if action != "approve_publish" {
+        let status = if action == "decline_publish" {
+            "declined"
+        } else {
+            "cancelled"
+        };
+        let mut tx = host.store.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE publish_requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(&p.user)
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() != 1 {
+            return Err(ApiError::Conflict(
+                "this publish request was answered meanwhile".into(),
+            ));
+        }
+        let after = json!({"id": id, "status": status, "decided_by": p.user});
+        let audit_id = audit::record(
+            &mut tx,
+            &entry(&host, &p, &a.account, &check, &decided, before, after),
+        )
+        .await?;
+        if action == "decline_publish" {
+            crate::outbox::enqueue(
+                &mut tx,
+                &crate::outbox::Mail {
+                    to: user_email(&check, &r.author),
+                    subject: "Your policy publish was declined".into(),
+                    body: format!(
+                        "{} declined your publish \"{}\". Nothing changed.",
+                        user_email(&check, &p.user),
+                        r.message
+                    ),
+                },
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        return Ok(Json(
+            json!({"ok": true, "id": id, "status": status, "audit_id": audit_id}),
+        ));
+    }
+    // Approval: the draft was checked against the policies live when it
+    // was asked for; someone else's publish since then would be undone.
+    if r.base != host.gate.policy_hash() {
+        return Err(ApiError::Conflict(format!(
+            "the live policies changed since this publish was asked for (now policy {}): decline it and publish the draft again",
+            host.gate.policy_hash()
+        )));
+    }
+    let module: Vec<u8> = sqlx::query_scalar("SELECT module FROM publish_requests WHERE id = ?")
+        .bind(&id)
+        .fetch_one(host.store.pool())
+        .await?;
+    let author = user_email(&check, &r.author);
+    let approver = user_email(&check, &p.user);
+    let mut tx = host.store.begin_write().await?;
+    let changed = sqlx::query(
+        "UPDATE publish_requests SET status = 'approved', decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+    )
+    .bind(&p.user)
+    .bind(now)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    if changed.rows_affected() != 1 {
+        return Err(ApiError::Conflict(
+            "this publish request was answered meanwhile".into(),
+        ));
+    }
     let v = crate::versions::insert(
         &mut tx,
         &crate::versions::NewVersion {
-            module: &prepared.module,
-            module_sha256: &prepared.module_sha256,
-            policy_hash: &prepared.policy_hash,
+            module: &module,
+            module_sha256: &r.module_sha256,
+            policy_hash: &r.policy_hash,
             author: &author,
-            message: &message,
-            at: host.clock.now(),
+            message: &format!("{} (approved by {approver})", r.message),
+            at: now,
             rollback_of: None,
         },
     )
     .await?;
+    sqlx::query("UPDATE publish_requests SET version = ? WHERE id = ?")
+        .bind(v.version)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    let after = json!({"id": id, "status": "approved", "decided_by": p.user, "version": v.version, "policy_hash": v.policy_hash, "module_sha256": v.module_sha256});
     let audit_id = audit::record(
         &mut tx,
-        &AuditEntry {
-            after: json!({"version": v.version, "policy_hash": v.policy_hash, "module_sha256": v.module_sha256, "message": message}),
-            ..entry(&decided.answer)
-        },
+        &entry(&host, &p, &a.account, &check, &decided, before, after),
     )
     .await?;
+    for (_, email) in owner_emails(&check, &a.account) {
+        crate::outbox::enqueue(
+            &mut tx,
+            &crate::outbox::Mail {
+                to: email,
+                subject: format!("New policies are live (version {})", v.version),
+                body: format!(
+                    "Version {} of the policies is live for every account: \"{}\".\n\
+                     Asked for by {author}, approved by {approver}. Policy hash {}.",
+                    v.version, r.message, v.policy_hash
+                ),
+            },
+            now,
+        )
+        .await?;
+    }
     tx.commit().await?;
     // This host serves the new version now (compiling it is seconds of
     // CPU, off the async workers); other hosts within their poll interval.
     let gate = host.gate.clone();
-    let swapped = tokio::task::spawn_blocking(move || gate.swap(prepared.module))
+    let swapped = tokio::task::spawn_blocking(move || gate.swap(module))
         .await
         .map_err(ApiError::internal)?;
     if let Err(e) = swapped {
@@ -352,10 +757,11 @@ pub async fn publish(
     }
     Ok(Json(json!({
         "ok": true,
+        "id": id,
+        "status": "approved",
         "version": v.version,
         "policy_hash": v.policy_hash,
         "module_sha256": v.module_sha256,
         "audit_id": audit_id,
-        "log": prepared.log,
     })))
 }

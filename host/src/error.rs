@@ -18,6 +18,11 @@ pub enum ApiError {
     /// A cookie-authenticated change without the matching CSRF header.
     #[error("missing or wrong X-CSRF-Token header: send the csrf value you got at sign-in")]
     Csrf,
+    /// An API token used beyond its scope (another account, or a change
+    /// made with a read-only token): the credential is limited, as an
+    /// expired one is; nothing was decided or changed.
+    #[error("{0}")]
+    TokenScope(String),
     /// The module denied the change; nothing was changed but its audit record.
     #[error("denied")]
     Denied {
@@ -64,7 +69,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Csrf | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
+            ApiError::Csrf | ApiError::TokenScope(_) | ApiError::Denied { .. } => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -80,6 +87,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Csrf => "csrf",
+            ApiError::TokenScope(_) => "token_scope",
             ApiError::Denied { .. } => "denied",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",

@@ -18,12 +18,12 @@ fn the_repository_policies_validate_and_pass_their_tables() {
     let (code, out) = policy(&["validate"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("78 policies in 19 files, 34 actions, 19 rules: valid"),
+        out.contains("89 policies in 21 files, 39 actions, 19 rules: valid"),
         "{out}"
     );
     let (code, out) = policy(&["test"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("410 passed, 0 failed"), "{out}");
+    assert!(out.contains("440 passed, 0 failed"), "{out}");
 }
 
 #[test]
@@ -139,4 +139,41 @@ fn prove_holds_on_the_repository_and_fails_with_a_counterexample_when_weakened()
     assert!(out.contains("counterexample:"), "{out}");
     assert!(out.contains("active_owners: 1"), "{out}");
     assert!(out.contains("policies: ALLOW by ["), "{out}");
+}
+
+#[test]
+fn the_policy_author_and_stranger_properties_fail_with_counterexamples_when_broken() {
+    let (code, out) = policy(&["prove"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("HOLDS only-owners-author-policies"), "{out}");
+    assert!(out.contains("HOLDS stranger-permitted-nothing"), "{out}");
+    // Admins may open the editor: only owners may author, no longer.
+    let dir = broken("prove-pa", "pa_policy_authoring.cedar", |t| {
+        t.replace(
+            "when { principal in resource.owners };",
+            "when { principal in resource.admins };",
+        )
+    });
+    let (code, out) = policy(&["prove", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAILS only-owners-author-policies"), "{out}");
+    assert!(out.contains("counterexample:"), "{out}");
+    assert!(out.contains("Action::\"author_policies\""), "{out}");
+    assert!(
+        out.contains("policies: ALLOW by [PA.author-policies]"),
+        "{out}"
+    );
+    // The removal request's requester who has left the account could cancel it.
+    let dir = broken("prove-stranger", "r10_owner_removal.cedar", |t| {
+        t.replace(
+            "resource.requested_by == principal &&\n  // a requester who has left the account is a stranger to it\n  principal in resource.account.basics",
+            "resource.requested_by == principal",
+        )
+    });
+    let (code, out) = policy(&["prove", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAILS stranger-permitted-nothing"), "{out}");
+    assert!(out.contains("counterexample:"), "{out}");
+    assert!(out.contains("Action::\"cancel_owner_removal\""), "{out}");
+    assert!(out.contains("policies: ALLOW by [R10.cancel]"), "{out}");
 }

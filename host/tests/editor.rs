@@ -8,7 +8,7 @@
 
 mod common;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use common::{T, root};
 use gatehouse_host::Settings;
 use gatehouse_host::editor::Authoring;
@@ -42,14 +42,40 @@ async fn check(t: &T, policies: &Value) -> Value {
     body
 }
 
-/// `POST /v1/policies/publish` as `user`.
+/// `POST /v1/policies/publish` as `user`, from a browser session signed
+/// in just now.
 async fn publish(t: &T, user: &str, policies: &Value, message: &str) -> (StatusCode, Value) {
-    t.post(
-        user,
+    let session = t.browser(user).await;
+    t.call_browser(
+        &session,
+        Method::POST,
         "/v1/policies/publish",
-        json!({ "policies": policies, "message": message }),
+        Some(json!({ "policies": policies, "message": message })),
     )
     .await
+}
+
+/// `POST /v1/policies/publish-requests/{id}/{verb}` as `user`, from a
+/// browser session signed in just now.
+async fn answer(t: &T, user: &str, id: &str, verb: &str) -> (StatusCode, Value) {
+    let session = t.browser(user).await;
+    t.call_browser(
+        &session,
+        Method::POST,
+        &format!("/v1/policies/publish-requests/{id}/{verb}"),
+        None,
+    )
+    .await
+}
+
+/// A denial's policy ids.
+fn reason_ids(body: &Value) -> Vec<String> {
+    body["error"]["reasons"]
+        .as_array()
+        .unwrap_or(&vec![])
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The live files with `file` edited.
@@ -81,7 +107,7 @@ async fn only_owners_of_the_policy_account_may_open_the_editor() {
     let (s, live) = t.get("olivia", "/v1/policies").await;
     assert_eq!(s, StatusCode::OK, "{live}");
     assert_eq!(live["account"], "agency");
-    assert_eq!(live["policies"].as_array().unwrap().len(), 19);
+    assert_eq!(live["policies"].as_array().unwrap().len(), 21);
     assert!(
         live["schema"]
             .as_str()
@@ -143,7 +169,7 @@ async fn the_strict_check_points_at_type_and_parse_errors() {
     let (_, live) = t.get("olivia", "/v1/policies").await;
     let ok = check(&t, &live["policies"]).await;
     assert_eq!(ok["type"], "valid", "{ok}");
-    assert_eq!(ok["report"]["actions"], 34);
+    assert_eq!(ok["report"]["actions"], 39);
 
     // An attribute the schema does not have: found by type validation, at
     // the attribute.
@@ -230,14 +256,62 @@ async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decid
     let (s, _) = publish(&t, "ada", &live["policies"], "mine").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let denied = t.last_audit().await;
-    assert_eq!(denied["action"], "author_policies");
+    assert_eq!(denied["action"], "publish_policies");
     assert_eq!(denied["decision"], "denied");
     assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 0);
 
     let policies = edited(&live, "r16_leave.cedar", |t| format!("// Reviewed.\n{t}"));
-    let (s, body) = publish(&t, "olivia", &policies, "R16 reviewed").await;
+    let (s, pending) = publish(&t, "olivia", &policies, "R16 reviewed").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{pending}");
+    let id = pending["pending"]["id"].as_str().unwrap().to_owned();
+    // Pending: nothing is live yet; the other owner is mailed.
+    assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 0);
+    assert_eq!(t.host.gate.policy_hash(), before);
+    assert_eq!(
+        t.int("SELECT count(*) FROM outbox WHERE to_email = 'oscar@acme.test' AND subject LIKE '%asks to publish%'")
+            .await,
+        1
+    );
+    let log = pending["log"].as_array().unwrap();
+    assert!(
+        log.iter()
+            .any(|l| l.as_str().unwrap().contains("properties: 8 hold, 0 fail")),
+        "{pending}"
+    );
+    // The author cannot approve their own publish.
+    let (s, body) = answer(&t, "olivia", &id, "approve").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(reason_ids(&body), ["PA.approve"], "{body}");
+    assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 0);
+    // The list shows it pending, with the module's answers for the viewer.
+    let session = t.browser("oscar").await;
+    let (_, list) = t
+        .call_browser(&session, Method::GET, "/v1/policies/publish-requests", None)
+        .await;
+    let row = &list["requests"][0];
+    assert_eq!(row["status"], "pending", "{list}");
+    assert_eq!(
+        row["decisions"]["approve_publish"]["allowed"], true,
+        "{list}"
+    );
+    assert_eq!(
+        row["decisions"]["cancel_publish"]["allowed"], false,
+        "{list}"
+    );
+    // A second owner approves: the version lands and every owner is mailed.
+    let (s, body) = answer(&t, "oscar", &id, "approve").await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 1);
+    for owner in ["olivia@acme.test", "oscar@acme.test"] {
+        assert_eq!(
+            t.int(&format!(
+                "SELECT count(*) FROM outbox WHERE to_email = '{owner}' AND subject LIKE 'New policies are live%'"
+            ))
+            .await,
+            1,
+            "{owner}"
+        );
+    }
     let hash = body["policy_hash"].as_str().unwrap();
     assert_ne!(hash, before);
     // This host answers under the new policies before it answered.
@@ -246,28 +320,25 @@ async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decid
         .rows("SELECT version, author, message, policy_hash FROM policy_versions")
         .await[0];
     assert_eq!(v["author"], "olivia@acme.test");
-    assert_eq!(v["message"], "R16 reviewed");
+    assert_eq!(v["message"], "R16 reviewed (approved by oscar@acme.test)");
     assert_eq!(v["policy_hash"], hash);
     let audit = t.last_audit().await;
     assert_eq!(audit["id"], body["audit_id"]);
     assert_eq!(audit["decision"], "allowed");
-    assert_eq!(audit["actor"], "user:olivia");
+    assert_eq!(audit["action"], "approve_publish");
+    assert_eq!(audit["actor"], "user:oscar");
     let after: Value = serde_json::from_str(audit["after_state"].as_str().unwrap()).unwrap();
     assert_eq!(after["version"], 1);
     assert_eq!(after["policy_hash"], hash);
-    let log = body["log"].as_array().unwrap();
-    assert!(
-        log.iter()
-            .any(|l| l.as_str().unwrap().contains("properties: 6 hold, 0 fail")),
-        "{body}"
-    );
 
     // A draft begun on the old policies is refused: it would undo this one.
+    let session = t.browser("olivia").await;
     let (s, body) = t
-        .post(
-            "olivia",
+        .call_browser(
+            &session,
+            Method::POST,
             "/v1/policies/publish",
-            json!({"policies": live["policies"], "message": "stale", "base": before}),
+            Some(json!({"policies": live["policies"], "message": "stale", "base": before})),
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
@@ -283,4 +354,107 @@ async fn a_publish_records_the_version_and_its_audit_together_and_the_host_decid
     let (s, _) = publish(&t, "olivia", &policies, "again").await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 1);
+}
+
+#[tokio::test]
+async fn a_token_or_a_stale_sign_in_never_publishes_and_requests_are_declined_cancelled_or_expire()
+{
+    let t = editor().await;
+    let (_, live) = t.get("olivia", "/v1/policies").await;
+    let policies = edited(&live, "r16_leave.cedar", |t| {
+        format!("// Reviewed by two owners.\n{t}")
+    });
+    let body = json!({ "policies": policies, "message": "R16 reviewed" });
+    // An API token never publishes, an owner's neither.
+    let (s, b) = t.post("olivia", "/v1/policies/publish", body.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(reason_ids(&b), ["PA.publish-from-session"], "{b}");
+    // A sign-in older than 15 minutes is refused with its reason.
+    let stale = t.browser("olivia").await;
+    t.clock.advance(15 * 60 + 1);
+    let (s, b) = t
+        .call_browser(
+            &stale,
+            Method::POST,
+            "/v1/policies/publish",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(reason_ids(&b), ["PA.publish-fresh-sign-in"], "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again"),
+        "{b}"
+    );
+    assert_eq!(t.int("SELECT count(*) FROM publish_requests").await, 0);
+
+    // Declined by the other owner: nothing lands, the author is mailed.
+    let (s, p) = publish(&t, "olivia", &policies, "first").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{p}");
+    let first = p["pending"]["id"].as_str().unwrap().to_owned();
+    // A token cannot answer either.
+    let (s, b) = t
+        .post(
+            "oscar",
+            &format!("/v1/policies/publish-requests/{first}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(reason_ids(&b), ["PA.publish-from-session"], "{b}");
+    // An admin is not a second owner.
+    let (s, b) = answer(&t, "ada", &first, "approve").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(reason_ids(&b), ["PA.approve"], "{b}");
+    let (s, b) = answer(&t, "oscar", &first, "decline").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "declined");
+    let (s, b) = answer(&t, "oscar", &first, "approve").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(reason_ids(&b), ["PA.publish-not-pending"], "{b}");
+    assert_eq!(
+        t.int("SELECT count(*) FROM outbox WHERE to_email = 'olivia@acme.test' AND subject LIKE '%declined%'")
+            .await,
+        1
+    );
+
+    // Cancelled by its author; only its author cancels.
+    t.clock.advance(1);
+    let (s, p) = publish(&t, "olivia", &policies, "second").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{p}");
+    let second = p["pending"]["id"].as_str().unwrap().to_owned();
+    let (s, b) = answer(&t, "oscar", &second, "cancel").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(reason_ids(&b), ["PA.cancel"], "{b}");
+    let (s, b) = answer(&t, "olivia", &second, "cancel").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "cancelled");
+
+    // Expired after 7 days: refused, shown as expired.
+    t.clock.advance(1);
+    let (s, p) = publish(&t, "olivia", &policies, "third").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{p}");
+    let third = p["pending"]["id"].as_str().unwrap().to_owned();
+    t.clock.advance(7 * 24 * 3600);
+    let (s, b) = answer(&t, "oscar", &third, "approve").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(reason_ids(&b), ["PA.publish-expired"], "{b}");
+    let session = t.browser("oscar").await;
+    let (_, list) = t
+        .call_browser(&session, Method::GET, "/v1/policies/publish-requests", None)
+        .await;
+    let statuses: Vec<&str> = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["expired", "cancelled", "declined"], "{list}");
+    assert_eq!(t.int("SELECT count(*) FROM policy_versions").await, 0);
+    // A stranger to the policy account learns nothing of the request.
+    let (s, _) = answer(&t, "sola", &third, "approve").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -304,7 +304,7 @@ test('every page renders; at 360 px nothing scrolls sideways', async () => {
   });
 });
 
-test('the policy editor: live problems and tables in the page, the impact of a change, a real publish the page reloads', async () => {
+test('the policy editor: live problems and tables in the page, the impact of a change, a publish a second owner approves and the page reloads', async () => {
   await withHost(async (host) => {
     // Something on record: ada, an admin, suspends bea.
     const ada = await signIn(browser, host, 'ada@acme.test');
@@ -364,17 +364,29 @@ test('the policy editor: live problems and tables in the page, the impact of a c
     const before = await page.evaluate(() => window.gatehouse.loaded().policyHash);
     await page.fill('#publish-message', 'note that R7 was reviewed');
     await page.click('#publish-button');
+    // A publish waits for a second owner: nothing is live yet.
     await page.waitForSelector('#publish-result .notice.ok', { timeout: 60_000 });
-    const published = await page.locator('#publish-result .notice.ok').textContent();
+    assert.match(await page.locator('#publish-result .notice.ok').textContent(), /waits for a second owner of agency/);
+    assert.equal(await page.evaluate(() => window.gatehouse.loaded().policyHash), before);
+    const mine = page.locator('#publish-requests tbody tr').first();
+    assert.ok(await mine.locator('button:text("Approve")').isDisabled(), 'the author cannot approve their own publish');
+    await shot(page, 'policies-pending');
+    // Oscar, the other owner, approves it: the host swaps and his page loads the new module.
+    const oscar = await signIn(browser, host, 'oscar@acme.test');
+    await oscar.click('#policies-link');
+    await oscar.waitForSelector('#publish-requests tbody tr');
+    await oscar.locator('#publish-requests tbody tr').first().locator('button:text("Approve")').click();
+    await oscar.waitForSelector('#publish-result .notice.ok', { timeout: 60_000 });
+    const published = await oscar.locator('#publish-result .notice.ok').textContent();
     assert.match(published, /^Published version 1 \(policy [0-9a-f]{12}\)/);
-    await page.waitForFunction((old) => window.gatehouse.loaded()?.policyHash !== old, before, { timeout: 30_000 });
-    const after = await page.evaluate(() => window.gatehouse.loaded().policyHash);
+    await oscar.waitForFunction((old) => window.gatehouse.loaded()?.policyHash !== old, before, { timeout: 30_000 });
+    const after = await oscar.evaluate(() => window.gatehouse.loaded().policyHash);
     assert.ok(published.includes(after.slice(0, 12)), `the page decides with the published policies (${after})`);
-    await shot(page, 'policies-published');
-    // The publish is in the audit log, by olivia, under author_policies.
-    await page.goto(`${host.url}/#/a/agency/audit?action=author_policies`);
-    await page.waitForSelector('table.audit');
-    assert.match(await page.locator('table.audit tbody').textContent(), /user:olivia.*author_policies.*allowed/s);
+    await shot(oscar, 'policies-published');
+    // The approval is in the audit log, by oscar, under approve_publish.
+    await oscar.goto(`${host.url}/#/a/agency/audit?action=approve_publish`);
+    await oscar.waitForSelector('table.audit');
+    assert.match(await oscar.locator('table.audit tbody').textContent(), /user:oscar.*approve_publish.*allowed/s);
     // At 360 px the editor stacks; nothing scrolls sideways.
     const phone = await signIn(browser, host, 'olivia@acme.test', { width: 360, height: 740 });
     await phone.click('#policies-link');

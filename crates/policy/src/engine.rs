@@ -38,6 +38,12 @@ enum CtxAttr {
     EmailMember,
     Target,
     To,
+    Credential,
+    SignedInAt,
+    LifetimeDays,
+    PublishAuthor,
+    PublishStatus,
+    PublishExpiresAt,
 }
 
 impl CtxAttr {
@@ -53,6 +59,12 @@ impl CtxAttr {
             "email_member" => CtxAttr::EmailMember,
             "target" => CtxAttr::Target,
             "to" => CtxAttr::To,
+            "credential" => CtxAttr::Credential,
+            "signed_in_at" => CtxAttr::SignedInAt,
+            "lifetime_days" => CtxAttr::LifetimeDays,
+            "publish_author" => CtxAttr::PublishAuthor,
+            "publish_status" => CtxAttr::PublishStatus,
+            "publish_expires_at" => CtxAttr::PublishExpiresAt,
             _ => return None,
         })
     }
@@ -69,6 +81,12 @@ impl CtxAttr {
             CtxAttr::EmailMember => "email_member",
             CtxAttr::Target => "target",
             CtxAttr::To => "to",
+            CtxAttr::Credential => "credential",
+            CtxAttr::SignedInAt => "signed_in_at",
+            CtxAttr::LifetimeDays => "lifetime_days",
+            CtxAttr::PublishAuthor => "publish_author",
+            CtxAttr::PublishStatus => "publish_status",
+            CtxAttr::PublishExpiresAt => "publish_expires_at",
         }
     }
 
@@ -81,6 +99,11 @@ impl CtxAttr {
             CtxAttr::Email | CtxAttr::EmailPending | CtxAttr::EmailMember => Some("email"),
             CtxAttr::Target => Some("user"),
             CtxAttr::To => Some("to"),
+            CtxAttr::Credential | CtxAttr::SignedInAt => Some("credential"),
+            CtxAttr::LifetimeDays => Some("lifetime_days"),
+            CtxAttr::PublishAuthor | CtxAttr::PublishStatus | CtxAttr::PublishExpiresAt => {
+                Some("publish")
+            }
         }
     }
 }
@@ -362,8 +385,12 @@ impl Engine {
     /// whether a user and an identity provider may be its actor.
     pub fn action_shape(&self, action: &str) -> Option<ActionShape> {
         let decl = &self.slices.get(action)?.decl;
-        let mut params: Vec<&'static str> = decl.context.iter().filter_map(|c| c.param()).collect();
-        params.dedup();
+        let mut params: Vec<&'static str> = Vec::new();
+        for p in decl.context.iter().filter_map(|c| c.param()) {
+            if !params.contains(&p) {
+                params.push(p);
+            }
+        }
         Some(ActionShape {
             target: decl.resource.target_name(),
             params,
@@ -760,6 +787,9 @@ impl Engine {
             ("email", params.email.is_some()),
             ("user", params.user.is_some()),
             ("to", params.to.is_some()),
+            ("credential", params.credential.is_some()),
+            ("lifetime_days", params.lifetime_days.is_some()),
+            ("publish", params.publish.is_some()),
         ];
         for (name, set) in given {
             if set && !decl.context.iter().any(|c| c.param() == Some(name)) {
@@ -826,6 +856,32 @@ impl Engine {
                         });
                     }
                     Value::Uid(self.types.membership_uid(account, user.as_str()))
+                }
+                CtxAttr::Credential | CtxAttr::SignedInAt => {
+                    let credential = params.credential.ok_or_else(|| need("credential"))?;
+                    match attr {
+                        CtxAttr::Credential => Value::Str(credential.kind.as_str().to_owned()),
+                        _ => Value::Long(credential.signed_in_at),
+                    }
+                }
+                CtxAttr::LifetimeDays => {
+                    Value::Long(params.lifetime_days.ok_or_else(|| need("lifetime_days"))?)
+                }
+                CtxAttr::PublishAuthor | CtxAttr::PublishStatus | CtxAttr::PublishExpiresAt => {
+                    let publish = params.publish.as_ref().ok_or_else(|| need("publish"))?;
+                    match attr {
+                        CtxAttr::PublishAuthor => {
+                            if !world.users.contains_key(publish.author.as_str()) {
+                                return Err(EngineError::UnknownEntity {
+                                    kind: "user",
+                                    id: publish.author.0.clone(),
+                                });
+                            }
+                            Value::Uid(self.types.user_uid(publish.author.as_str()))
+                        }
+                        CtxAttr::PublishStatus => Value::Str(publish.status.as_str().to_owned()),
+                        _ => Value::Long(publish.expires_at),
+                    }
                 }
             };
             out.push((attr.name(), value));

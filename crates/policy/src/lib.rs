@@ -19,7 +19,7 @@ pub use engine::Engine;
 pub use error::EngineError;
 pub use facts::Facts;
 pub use request::{
-    ActionCall, Actor, Batch, BatchDecision, Check, Decision, Outcome, Params, Reason, Source,
-    Target,
+    ActionCall, Actor, Batch, BatchDecision, Check, Credential, CredentialKind, Decision, Outcome,
+    Params, PublishRequest, PublishStatus, Reason, Source, Target,
 };
 pub use world::seats_in_use;

@@ -124,6 +124,7 @@ impl Engine {
         for call in &batch.actions {
             users.extend(call.params.user.iter().map(|u| u.as_str()));
             users.extend(call.params.to.iter().map(|u| u.as_str()));
+            users.extend(call.params.publish.iter().map(|p| p.author.as_str()));
         }
 
         let mut out = Facts {

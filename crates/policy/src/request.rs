@@ -96,6 +96,93 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub to: Option<UserId>,
+    /// The credential making the request (`mint_token`, the publish actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub credential: Option<Credential>,
+    /// The lifetime asked for a new API token, in days (`mint_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub lifetime_days: Option<i64>,
+    /// The pending publish an approval, decline or cancel is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub publish: Option<PublishRequest>,
+}
+
+/// What signed the request in: a browser session (cookie) or an API token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A browser session, signed in by an emailed link.
+    Session,
+    /// An API token (`Authorization: Bearer`).
+    Token,
+}
+
+impl CredentialKind {
+    /// The name policies see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Session => "session",
+            CredentialKind::Token => "token",
+        }
+    }
+}
+
+/// The facts of the credential making a request; policies see them as
+/// `context.credential` and `context.signed_in_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// Session or token.
+    pub kind: CredentialKind,
+    /// When it was signed in (a token: when it was minted), unix seconds.
+    pub signed_in_at: i64,
+}
+
+/// Where a publish request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum PublishStatus {
+    /// Waiting for a second owner.
+    Pending,
+    /// Approved: the version landed.
+    Approved,
+    /// Declined by another owner.
+    Declined,
+    /// Cancelled by its author.
+    Cancelled,
+}
+
+impl PublishStatus {
+    /// The name policies see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishStatus::Pending => "pending",
+            PublishStatus::Approved => "approved",
+            PublishStatus::Declined => "declined",
+            PublishStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A pending publish, as the approve, decline and cancel actions see it
+/// (`context.publish_author`, `context.publish_status`,
+/// `context.publish_expires_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Who asked for the publish.
+    pub author: UserId,
+    /// Where it stands.
+    pub status: PublishStatus,
+    /// When it expires, unix seconds.
+    pub expires_at: i64,
 }
 
 impl Params {

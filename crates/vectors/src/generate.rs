@@ -167,6 +167,16 @@ fn params(rng: &mut StdRng, s: &Scenario, names: &[&str], target: &Value) -> Val
                 rng.random_range(0..s.users.len() + 3)
             )),
             "user" => json!(s.users[rng.random_range(0..s.users.len())]),
+            "credential" => json!({
+                "kind": (["session", "token"][rng.random_range(0..2)]),
+                "signed_in_at": 1_767_225_600 - rng.random_range(0..3600_i64),
+            }),
+            "lifetime_days" => json!(rng.random_range(-1..=120)),
+            "publish" => json!({
+                "author": s.users[rng.random_range(0..s.users.len())],
+                "status": (["pending", "approved", "declined", "cancelled"][rng.random_range(0..4)]),
+                "expires_at": 1_767_225_600 + rng.random_range(-3600..=3600_i64),
+            }),
             _ => {
                 // `to`: prefer a member of the target's account.
                 let account = target

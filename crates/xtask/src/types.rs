@@ -312,6 +312,16 @@ mod tests {
             email: Some("bob@example.com".into()),
             user: Some(UserId("ada".into())),
             to: Some(UserId("oscar".into())),
+            credential: Some(gatehouse_policy::request::Credential {
+                kind: gatehouse_policy::request::CredentialKind::Session,
+                signed_in_at: 1,
+            }),
+            lifetime_days: Some(30),
+            publish: Some(gatehouse_policy::request::PublishRequest {
+                author: UserId("ada".into()),
+                status: gatehouse_policy::request::PublishStatus::Pending,
+                expires_at: 2,
+            }),
         }
     }
 

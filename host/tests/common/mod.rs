@@ -182,6 +182,60 @@ impl T {
         self.send(req).await
     }
 
+    /// A new browser session for `user`, signed in now (the clock's now):
+    /// (cookie secret, CSRF value).
+    pub async fn browser(&self, user: &str) -> (String, String) {
+        let s = gatehouse_host::auth::create_session(&self.host, user, "browser", "test browser")
+            .await
+            .unwrap();
+        (s.token, s.csrf)
+    }
+
+    /// Sends a request with a browser session's cookie and CSRF header.
+    pub async fn call_browser(
+        &self,
+        session: &(String, String),
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("cookie", format!("gh_session={}", session.0))
+            .header("x-csrf-token", &session.1);
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
+    }
+
+    /// Sends a request with a bearer token.
+    pub async fn call_bearer(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
+    }
+
     /// Sends a prepared request.
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
         let res = self.app.clone().oneshot(req).await.unwrap();

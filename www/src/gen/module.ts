@@ -232,6 +232,26 @@ export type Checked = { "type": "valid",
 };
 
 /**
+ * The facts of the credential making a request; policies see them as
+ * `context.credential` and `context.signed_in_at`.
+ */
+export type Credential = {
+  /**
+   * Session or token.
+   */
+  kind: CredentialKind,
+  /**
+   * When it was signed in (a token: when it was minted), unix seconds.
+   */
+  signed_in_at: number,
+};
+
+/**
+ * What signed the request in: a browser session (cookie) or an API token.
+ */
+export type CredentialKind = "session" | "token";
+
+/**
  * An answer. A denial always has at least one reason.
  */
 export type Decision = {
@@ -599,6 +619,18 @@ export type Params = {
    * The member receiving reassigned resources (`reassign_resources`).
    */
   to?: UserId,
+  /**
+   * The credential making the request (`mint_token`, the publish actions).
+   */
+  credential?: Credential,
+  /**
+   * The lifetime asked for a new API token, in days (`mint_token`).
+   */
+  lifetime_days?: number,
+  /**
+   * The pending publish an approval, decline or cancel is about.
+   */
+  publish?: PublishRequest,
 };
 
 /**
@@ -618,6 +650,31 @@ export type Problem = {
    */
   offset?: number,
 };
+
+/**
+ * A pending publish, as the approve, decline and cancel actions see it
+ * (`context.publish_author`, `context.publish_status`,
+ * `context.publish_expires_at`).
+ */
+export type PublishRequest = {
+  /**
+   * Who asked for the publish.
+   */
+  author: UserId,
+  /**
+   * Where it stands.
+   */
+  status: PublishStatus,
+  /**
+   * When it expires, unix seconds.
+   */
+  expires_at: number,
+};
+
+/**
+ * Where a publish request stands.
+ */
+export type PublishStatus = "pending" | "approved" | "declined" | "cancelled";
 
 /**
  * Why: a determining policy and its message with the facts filled in.

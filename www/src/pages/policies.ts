@@ -9,8 +9,11 @@
 // Cedar's type validation would add about 280 KB to the module, so the host
 // does it (`POST /v1/policies/check`), with what needs the store or the
 // solver: the impact report (recorded decisions) and the publish (every
-// check again, then the new version and its audit record). Who may open
-// this page is decided by the policies (`author_policies`), never here.
+// check again, then a pending publish request that a second owner approves
+// before the version lands). Who may open this page, ask for a publish and
+// answer one is decided by the policies (`author_policies`,
+// `publish_policies`, `approve_publish`…), never here: the host hands out
+// the module's answers for each pending request and the page shows them.
 import { api, ApiError } from '../api';
 import { module } from '../module';
 import { h, problem, when } from '../ui';
@@ -164,8 +167,22 @@ function saveDrafts(base: string, files: PolicyFile[], original: Map<string, str
   else sessionStorage.setItem(DRAFTS, JSON.stringify({ base, files: changed } satisfies Drafts));
 }
 
-/** The last publish's answer, shown by the render that follows it. */
-let lastPublish: { version: number; policy_hash: string; log: string[] } | null = null;
+/** A publish request, with the module's answers for the viewer while it is pending. */
+interface PublishRequestRow {
+  id: string;
+  author: string;
+  message: string;
+  policy_hash: string;
+  status: 'pending' | 'approved' | 'declined' | 'cancelled' | 'expired';
+  created_at: number;
+  expires_at: number;
+  decided_by: string | null;
+  version: number | null;
+  decisions?: Record<'approve_publish' | 'decline_publish' | 'cancel_publish', Decision>;
+}
+
+/** The last publish's or approval's answer, shown by the render that follows it. */
+let lastPublish: { text: string; log: string[] } | null = null;
 
 // ------------------------------------------------------------------- page
 
@@ -390,10 +407,12 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
     publishButton.disabled = true;
     publishOut.replaceChildren(h('p', { class: 'muted' }, 'Publishing: the decision tables and the proofs run again on the host…'));
     try {
-      lastPublish = await api<{ version: number; policy_hash: string; log: string[] }>('POST', '/v1/policies/publish', { policies: files, message: message.value, base });
+      const r = await api<{ pending: { id: string; policy_hash: string; expires_at: number }; log: string[] }>('POST', '/v1/policies/publish', { policies: files, message: message.value, base });
+      lastPublish = {
+        text: `Publish ${r.pending.id} (policy ${r.pending.policy_hash.slice(0, 12)}) waits for a second owner of ${data.account} to approve it, until ${when(r.pending.expires_at)}. Nothing is live until then.`,
+        log: r.log,
+      };
       sessionStorage.removeItem(DRAFTS);
-      // The host announced the new module with its answer: the page loads
-      // it and renders again, showing the result.
       await ctx.refresh();
     } catch (e) {
       publishOut.replaceChildren(problem(e instanceof Error ? e.message : String(e), e instanceof ApiError ? e.reasons : []));
@@ -408,11 +427,9 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
   // more than one render: this page's and the module reload's).
   if (lastPublish) {
     const r = lastPublish;
-    publishOut.replaceChildren(
-      h('div', { class: 'notice ok', role: 'status' }, `Published version ${r.version} (policy ${r.policy_hash.slice(0, 12)}). This host decides with it now, and so does this page.`),
-      h('pre', { class: 'log' }, r.log.join('\n')),
-    );
+    publishOut.replaceChildren(h('div', { class: 'notice ok', role: 'status' }, r.text), h('pre', { class: 'log' }, r.log.join('\n')));
   }
+  const pending = await pendingPublishes(ctx);
   open(0);
   return h(
     'section',
@@ -429,7 +446,73 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
     h('div', { class: 'publish' }, impactButton, message, publishButton, discard),
     impactOut,
     publishOut,
+    h('h2', {}, 'Publish requests'),
+    pending,
   );
+}
+
+/** The publish requests; approve, decline and cancel as the module answered for the viewer. */
+async function pendingPublishes(ctx: Ctx): Promise<HTMLElement> {
+  const { requests } = await api<{ requests: PublishRequestRow[] }>('GET', '/v1/policies/publish-requests');
+  const out = h('div', { id: 'publish-requests' });
+  if (requests.length === 0) {
+    out.append(h('p', { class: 'muted' }, 'No publish requests yet.'));
+    return out;
+  }
+  const rows = requests.map((r) => {
+    const cell = h('td', {});
+    const note = h('div', { id: `publish-${r.id}-why`, class: 'muted small' });
+    const verbs = [
+      ['approve_publish', 'approve', 'Approve'],
+      ['decline_publish', 'decline', 'Decline'],
+      ['cancel_publish', 'cancel', 'Cancel'],
+    ] as const;
+    for (const [action, path, label] of verbs) {
+      const d = r.decisions?.[action];
+      if (!d) continue;
+      const button = h('button', { type: 'button', class: action === 'approve_publish' ? 'primary' : '', id: `publish-${r.id}-${path}` }, label);
+      if (!d.allowed) {
+        button.disabled = true;
+        button.setAttribute('aria-describedby', note.id);
+        button.title = d.reasons.map((x) => x.message).join('; ');
+      }
+      button.addEventListener('click', async () => {
+        button.disabled = true;
+        try {
+          const a = await api<{ status: string; version?: number; policy_hash?: string }>('POST', `/v1/policies/publish-requests/${encodeURIComponent(r.id)}/${path}`);
+          lastPublish = {
+            text: a.version
+              ? `Published version ${a.version} (policy ${(a.policy_hash ?? '').slice(0, 12)}). This host decides with it now, and so does this page.`
+              : `Publish ${r.id}: ${a.status}.`,
+            log: [],
+          };
+          // An approval makes the host announce the new module: the page loads it and renders again.
+          await ctx.refresh();
+        } catch (e) {
+          note.replaceChildren(problem(e instanceof Error ? e.message : String(e), e instanceof ApiError ? e.reasons : []));
+          button.disabled = false;
+        }
+      });
+      cell.append(button);
+    }
+    const denied = r.decisions ? Object.values(r.decisions).filter((d) => !d.allowed) : [];
+    if (denied.length && denied.length === Object.keys(r.decisions ?? {}).length) {
+      note.textContent = [...new Set(denied.flatMap((d) => d.reasons.map((x) => x.message)))].join('; ');
+    }
+    cell.append(note);
+    return h(
+      'tr',
+      { id: `publish-${r.id}` },
+      h('td', {}, when(r.created_at)),
+      h('td', {}, r.author),
+      h('td', {}, `“${r.message}”`),
+      h('td', {}, r.status === 'approved' && r.version ? `approved: version ${r.version}` : r.status),
+      cell,
+    );
+  });
+  const head = h('thead', {}, h('tr', {}, ...['Asked', 'By', 'Message', 'Status', ''].map((c) => h('th', { scope: 'col' }, c))));
+  out.append(h('table', { class: 'publish-requests' }, head, h('tbody', {}, ...rows)));
+  return out;
 }
 
 function impactReport(r: Impact): HTMLElement {
