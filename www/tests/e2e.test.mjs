@@ -63,6 +63,41 @@ test('a basic member sees every action disabled with its reason, from one batch 
   });
 });
 
+test('a sub-account owner\'s Users page: the same disabled items and reasons as the server, from a question holding only that account', async () => {
+  await withHost(async (host) => {
+    const nina = await signIn(browser, host, 'nina@acme.test');
+    await nina.goto(`${host.url}/#/a/east-1/users`);
+    await nina.waitForSelector('table.users');
+    await shot(nina, 'users-sub-account-owner');
+    const data = await nina.evaluate(async () => (await fetch('/v1/accounts/east-1/members')).json());
+    // Need to know: the question names east-1 and its members, nothing of the agency.
+    const f = data.question.facts;
+    assert.deepEqual(f.accounts.map((a) => a.id), ['east-1']);
+    assert.ok(f.memberships.every((m) => m.account === 'east-1'), JSON.stringify(f.memberships));
+    assert.deepEqual((f.users ?? []).map((u) => u.id).sort(), data.members.map((m) => m.user).sort());
+    assert.equal((f.invitations ?? []).length + (f.owner_removal_requests ?? []).length, 0);
+    // The page's module answers that question exactly as the server did on the full facts.
+    const same = await nina.evaluate(async (d) => {
+      const cells = (await window.gatehouse.ask(d.question)).cells;
+      const server = d.members.map((m) => d.action_keys.map((k) => m.actions[k]));
+      const page = cells.map((r) => r.map((x) => ({ allowed: x.allowed, reasons: x.reasons })));
+      return JSON.stringify(server) === JSON.stringify(page);
+    }, data);
+    assert.ok(same, 'browser and server decisions agree');
+    // Every disabled item of her own row says one of the server's reasons.
+    const own = data.members.find((m) => m.user === 'nina');
+    const messages = Object.values(own.actions).flatMap((d) => d.reasons.map((r) => r.message));
+    const menu = await openMenu(nina, 'nina');
+    const items = menu.locator('[role=menuitem][aria-disabled=true]');
+    const n = await items.count();
+    assert.ok(n >= 3, `nina's own row has disabled items (${n})`);
+    for (let i = 0; i < n; i++) {
+      const why = await items.nth(i).locator('.why').textContent();
+      assert.ok(messages.some((m) => why.includes(m)), `"${why}" is one of the server's reasons`);
+    }
+  });
+});
+
 test('a page reloads the module when the host announces another one', async () => {
   await withHost(async (host) => {
     const page = await signIn(browser, host, 'ada@acme.test');

@@ -17,7 +17,7 @@
 import { api, ApiError } from '../api';
 import { module } from '../module';
 import { h, problem, when } from '../ui';
-import type { Answer, Checked, Envelope, Expect, Problem, TableResult } from '../gen/module';
+import type { Answer, Checked, Decision, Envelope, Expect, Problem, TableResult } from '../gen/module';
 import type { Ctx } from '../app';
 
 interface PolicyFile {
