@@ -456,22 +456,30 @@ impl Engine {
         &self.types
     }
 
-    /// Ok when every cell of `batch` resolves (actor, targets, parameters),
-    /// without deciding any.
-    pub(crate) fn check_resolves(
+    /// The users the cells' contexts name (a bulk removal's target, a
+    /// publish's author, …), or an error when a cell does not resolve
+    /// (actor, targets, parameters); decides nothing.
+    pub(crate) fn context_users(
         &self,
         world: &World<'_>,
         batch: &Batch,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<String>, EngineError> {
+        let mut users = Vec::new();
         for call in &batch.actions {
             let slice = self.slice(&call.action)?;
             self.principal(world, &batch.actor, &slice.decl)?;
             for target in &batch.targets {
                 self.resource(world, target, slice.decl.resource, &slice.decl.name)?;
-                self.context(world, slice, target, &call.params, batch.source)?;
+                for (_, value) in self.context(world, slice, target, &call.params, batch.source)? {
+                    if let Value::Uid(uid) = value
+                        && uid.type_name() == &self.types.user
+                    {
+                        users.push(uid.id().unescaped().to_owned());
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(users)
     }
 
     /// Whether `actor` may do `action` (without parameters) on `account`; an

@@ -64,9 +64,9 @@ impl Engine {
         let facts = &batch.facts;
         let types = self.types();
         let full = World::build(facts, types)?;
-        if self.check_resolves(&full, batch).is_err() {
+        let Ok(named) = self.context_users(&full, batch) else {
             return Ok(batch.clone());
-        }
+        };
 
         // What the cells are about, and the rows of one kind they count.
         let mut open = Open::default();
@@ -121,11 +121,9 @@ impl Engine {
                 }
             }
         }
-        for call in &batch.actions {
-            users.extend(call.params.user.iter().map(|u| u.as_str()));
-            users.extend(call.params.to.iter().map(|u| u.as_str()));
-            users.extend(call.params.publish.iter().map(|p| p.author.as_str()));
-        }
+        // Whoever a cell's context names (`context.target`, `context.to`'s
+        // user comes with its membership's account, kept above).
+        users.extend(named.iter().map(String::as_str));
 
         let mut out = Facts {
             now: facts.now,
