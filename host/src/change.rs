@@ -11,13 +11,13 @@
 //! used); every "who may" question is the module's.
 
 use gatehouse_policy::facts::{RequestedRole, Role};
-use gatehouse_policy::{Actor, Check, Decision, Params, Source, Target};
+use gatehouse_policy::{Actor, Check, Decision, Outcome, Params, Source, Target};
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::Host;
 use crate::audit::{self, AuditEntry};
-use crate::error::ApiError;
+use crate::error::{ApiError, not_found_account};
 use crate::facts::{self, Scope};
 use crate::outbox::{self, Mail};
 use crate::store::Tx;
@@ -283,8 +283,6 @@ struct Plan {
     params: Params,
     account: Option<String>,
     scope: Scope,
-    /// A stranger to `account` gets 404, not 403, so existence does not leak.
-    hide_from_strangers: bool,
 }
 
 fn membership(account: &str, user: &str) -> Target {
@@ -305,10 +303,6 @@ fn target_label(t: &Target) -> String {
     }
 }
 
-fn not_found_account(account: &str) -> ApiError {
-    ApiError::NotFound(format!("no account `{account}` that you can see"))
-}
-
 async fn require_member(tx: &mut Tx, account: &str, user: &str) -> Result<(), ApiError> {
     let found = sqlx::query("SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?")
         .bind(account)
@@ -324,11 +318,11 @@ async fn require_member(tx: &mut Tx, account: &str, user: &str) -> Result<(), Ap
 }
 
 async fn require_account(tx: &mut Tx, account: &str) -> Result<(), ApiError> {
-    let found = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
-        .bind(account)
-        .fetch_optional(&mut **tx)
-        .await?;
-    found.map(|_| ()).ok_or_else(|| not_found_account(account))
+    if facts::account_exists(tx, account).await? {
+        Ok(())
+    } else {
+        Err(not_found_account(account))
+    }
 }
 
 struct InvitationRow {
@@ -385,7 +379,6 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
         params,
         account: Some(account.to_owned()),
         scope: Scope::account(account).with_user(user),
-        hide_from_strangers: true,
     };
     let on_account = |action: &'static str, account: &str, params: Params| Plan {
         action,
@@ -393,7 +386,6 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
         params,
         account: Some(account.to_owned()),
         scope: Scope::account(account),
-        hide_from_strangers: true,
     };
     let on_self = |action: &'static str| Plan {
         action,
@@ -401,7 +393,6 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
         params: Params::default(),
         account: None,
         scope: Scope::default(),
-        hide_from_strangers: false,
     };
     let idp = || {
         attempt
@@ -441,7 +432,7 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
                 }
                 _ => {}
             }
-            invitation_plan("accept_invitation", inv, false)
+            invitation_plan("accept_invitation", inv)
         }
         Change::ResendInvitation { id } | Change::RevokeInvitation { id } => {
             let inv = invitation_row(tx, "id", id).await?;
@@ -463,7 +454,7 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
             } else {
                 "revoke_invitation"
             };
-            invitation_plan(action, inv, true)
+            invitation_plan(action, inv)
         }
         Change::BuySeats { account, quantity } | Change::RemoveSeats { account, quantity } => {
             require_account(tx, account).await?;
@@ -574,7 +565,6 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
                 params: Params::default(),
                 account: Some(account.clone()),
                 scope: Scope::account(&account),
-                hide_from_strangers: true,
             }
         }
         Change::BulkRemove { account, user } => {
@@ -614,16 +604,14 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
         }
         Change::ScimProvision { email, .. } => {
             let account = idp()?;
-            let mut p = on_account(
+            on_account(
                 "scim_provision",
                 &account,
                 Params {
                     email: Some(email.clone()),
                     ..Params::default()
                 },
-            );
-            p.hide_from_strangers = false;
-            p
+            )
         }
         Change::ScimDeactivate { user }
         | Change::ScimActivate { user }
@@ -635,21 +623,18 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
                 Change::ScimActivate { .. } => "scim_activate",
                 _ => "scim_delete",
             };
-            let mut p = on_member(action, &account, user, Params::default());
-            p.hide_from_strangers = false;
-            p
+            on_member(action, &account, user, Params::default())
         }
     })
 }
 
-fn invitation_plan(action: &'static str, inv: InvitationRow, hide: bool) -> Plan {
+fn invitation_plan(action: &'static str, inv: InvitationRow) -> Plan {
     Plan {
         action,
         target: Target::Invitation(gatehouse_policy::facts::InvitationId(inv.id)),
         params: Params::default(),
         account: Some(inv.account.clone()),
         scope: Scope::account(&inv.account),
-        hide_from_strangers: hide,
     }
 }
 
@@ -713,28 +698,6 @@ impl Change {
     }
 }
 
-/// [`stranger`] read from the store, for a change that failed before its
-/// facts were loaded. An account that does not exist has no members, so
-/// its stranger gets the same answer as a stranger to an existing one.
-async fn stranger_in_store(tx: &mut Tx, account: &str, user: &str) -> Result<bool, ApiError> {
-    let n: i64 = sqlx::query_scalar(
-        "WITH RECURSIVE up(id) AS (SELECT id FROM accounts WHERE id = ? \
-         UNION SELECT a.parent_id FROM accounts a JOIN up ON a.id = up.id WHERE a.parent_id IS NOT NULL) \
-         SELECT COUNT(*) FROM memberships WHERE user_id = ? AND account_id IN (SELECT id FROM up)",
-    )
-    .bind(account)
-    .bind(user)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(n == 0)
-}
-
-/// Is the actor a stranger to `account` (no membership of any status there
-/// or on an ancestor)? Strangers get 404, never 403.
-fn stranger(facts: &gatehouse_policy::Facts, account: &str, user: &str) -> bool {
-    facts::first_membership(facts, &facts::lineage(facts, account), user).is_none()
-}
-
 impl Host {
     /// Performs a change: decide in the module, then apply and audit
     /// atomically, or audit the denial and change nothing else.
@@ -757,7 +720,7 @@ impl Host {
                     tx.commit().await?;
                 } else if matches!(e, ApiError::NotFound(_) | ApiError::BadRequest(_))
                     && let (Some(user), Some(account)) = (attempt.user_id(), change.named_account())
-                    && stranger_in_store(&mut tx, account, user).await?
+                    && self.conceals(&mut tx, user, account).await?
                 {
                     // A stranger learns nothing from the error either: not
                     // that the account exists, nor who is a member of it.
@@ -802,9 +765,7 @@ impl Host {
             job: attempt.job_item.as_ref().map(|(j, _)| j.clone()),
         };
         if !decision.allowed {
-            let hidden = plan.hide_from_strangers
-                && matches!((&plan.account, attempt.user_id()),
-                    (Some(account), Some(user)) if stranger(&check.facts, account, user));
+            let hidden = decision.outcome == Outcome::Hidden;
             if hidden {
                 // A stranger's attempt is the host's to record, not the
                 // account's: its log shows its members' doings only.
@@ -836,10 +797,7 @@ impl Host {
                     _ => not_found_account(account),
                 });
             }
-            return Err(ApiError::Denied {
-                reasons: decision.reasons,
-                audit_id: Some(audit_id),
-            });
+            return Err(ApiError::refused(decision, Some(audit_id)));
         }
         entry.before = snapshot(&mut tx, &plan.target).await?;
         let applied = match self.apply(&mut tx, &change, &plan, &check, now).await {

@@ -18,8 +18,8 @@ use axum::extract::State;
 use gatehouse_policy::bundle::{BUNDLE_FORMAT, Bundle, Checked, PolicyFile, check};
 use gatehouse_policy::facts::{AccountId, UserId};
 use gatehouse_policy::{
-    Actor, Check, Credential, CredentialKind, Decision, Params, PublishRequest, PublishStatus,
-    Source, Target,
+    Actor, Check, Credential, CredentialKind, Decision, Outcome, Params, PublishRequest,
+    PublishStatus, Source, Target,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -95,26 +95,19 @@ fn credential(p: &Principal) -> Credential {
     }
 }
 
-/// Is `user` a stranger to `account` (no membership there or above)?
-fn stranger(check: &Check, account: &str, user: &str) -> bool {
-    facts::first_membership(&check.facts, &facts::lineage(&check.facts, account), user).is_none()
+/// What a caller the module hides the policy account from gets (R1.stranger:
+/// `Outcome::Hidden`): the same as on a host without an editor.
+fn no_editor() -> ApiError {
+    ApiError::NotFound("no policy editor here".into())
 }
 
-/// A stranger to the policy account learns nothing (404); a member who may
-/// not author is told why (403).
-fn refuse(
-    check: &Check,
-    account: &str,
-    user: &str,
-    reasons: Vec<gatehouse_policy::Reason>,
-    audit_id: Option<i64>,
-) -> ApiError {
-    if stranger(check, account, user) {
-        return ApiError::NotFound(
-            "no policy editor for you here: only the owners of the policy account may edit the policies".into(),
-        );
+/// A denial as the module decided it: hidden → 404, otherwise 403 (or 409)
+/// with the reasons.
+fn refuse(decision: &Decision, audit_id: Option<i64>) -> ApiError {
+    if decision.outcome == Outcome::Hidden {
+        return no_editor();
     }
-    ApiError::Denied { reasons, audit_id }
+    ApiError::refused(decision.clone(), audit_id)
 }
 
 /// The editor's settings, when the module allows `p` to author policies.
@@ -127,7 +120,12 @@ async fn allowed<'h>(host: &'h Host, p: &Principal) -> ApiResult<&'h Authoring> 
         &a.account,
         facts::Scope::default(),
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        // Not the policy account's id either.
+        ApiError::NotFound(_) => no_editor(),
+        other => other,
+    })?;
     Ok(a)
 }
 
@@ -290,8 +288,8 @@ fn entry<'d>(
     }
 }
 
-/// A denial: audited (unless the caller is a stranger to the account, who
-/// learns nothing), then 404 or 403 with the reasons.
+/// A denial: audited (a stranger's attempt in the host's log, not the
+/// account's), then 404 or 403 with the reasons.
 async fn deny(
     host: &Host,
     p: &Principal,
@@ -299,32 +297,21 @@ async fn deny(
     check: &Check,
     decided: &crate::gate::Decided<Decision>,
 ) -> ApiError {
-    let audit_id = if stranger(check, account, &p.user) {
-        None
-    } else {
-        let recorded = async {
-            let mut tx = host.store.begin_write().await?;
-            let id = audit::record(
-                &mut tx,
-                &entry(host, p, account, check, decided, Value::Null, Value::Null),
-            )
-            .await?;
-            tx.commit().await?;
-            Ok::<_, ApiError>(id)
+    let recorded = async {
+        let mut e = entry(host, p, account, check, decided, Value::Null, Value::Null);
+        if decided.answer.outcome == Outcome::Hidden {
+            e.account = None;
         }
-        .await;
-        match recorded {
-            Ok(id) => Some(id),
-            Err(e) => return e,
-        }
-    };
-    refuse(
-        check,
-        account,
-        &p.user,
-        decided.answer.reasons.clone(),
-        audit_id,
-    )
+        let mut tx = host.store.begin_write().await?;
+        let id = audit::record(&mut tx, &e).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(id)
+    }
+    .await;
+    match recorded {
+        Ok(id) => refuse(&decided.answer, Some(id)),
+        Err(e) => e,
+    }
 }
 
 /// The active owners of `account` and their addresses, from the facts (who
@@ -619,10 +606,10 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
     let r = load_request(&host, &a.account, &id).await?;
     let (check, decided) = decide(&host, &p, &a.account, action, Some(r.question())).await?;
     if !decided.answer.allowed {
-        if stranger(&check, &a.account, &p.user) {
-            return Err(ApiError::NotFound(format!("no publish request `{id}`")));
-        }
-        return Err(deny(&host, &p, &a.account, &check, &decided).await);
+        return Err(match deny(&host, &p, &a.account, &check, &decided).await {
+            ApiError::NotFound(_) => ApiError::NotFound(format!("no publish request `{id}`")),
+            other => other,
+        });
     }
     let now = host.clock.now();
     let before = r.json(now);

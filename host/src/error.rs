@@ -31,6 +31,16 @@ pub enum ApiError {
         /// The audit record of the attempt (reads are not audited).
         audit_id: Option<i64>,
     },
+    /// The module found the change inapplicable to its target as it stands
+    /// (`Outcome::Inapplicable`: suspending a suspended member, revoking an
+    /// accepted invitation); nothing was changed but its audit record.
+    #[error("inapplicable")]
+    Inapplicable {
+        /// The determining policies and their messages.
+        reasons: Vec<Reason>,
+        /// The audit record of the attempt (reads are not audited).
+        audit_id: Option<i64>,
+    },
     /// No such thing, or nothing the caller may know exists.
     #[error("{0}")]
     NotFound(String),
@@ -56,6 +66,23 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A denial as the module decided it: 409 when the change does not
+    /// apply to its target, 403 otherwise. (A `hidden` denial is the
+    /// caller's to answer as a missing id: it knows which id.)
+    pub fn refused(decision: gatehouse_policy::Decision, audit_id: Option<i64>) -> ApiError {
+        if decision.outcome == gatehouse_policy::Outcome::Inapplicable {
+            ApiError::Inapplicable {
+                reasons: decision.reasons,
+                audit_id,
+            }
+        } else {
+            ApiError::Denied {
+                reasons: decision.reasons,
+                audit_id,
+            }
+        }
+    }
+
     /// An internal error: logs `detail` with an incident token and returns
     /// an error that shows only the token.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
@@ -73,7 +100,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Inapplicable { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,6 +116,7 @@ impl ApiError {
             ApiError::Csrf => "csrf",
             ApiError::TokenScope(_) => "token_scope",
             ApiError::Denied { .. } => "denied",
+            ApiError::Inapplicable { .. } => "inapplicable",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
@@ -101,7 +129,8 @@ impl ApiError {
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         match self {
-            ApiError::Denied { reasons, audit_id } => json!({"error": {
+            ApiError::Denied { reasons, audit_id }
+            | ApiError::Inapplicable { reasons, audit_id } => json!({"error": {
                 "code": self.code(),
                 "message": reasons.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; "),
                 "reasons": reasons,
@@ -122,6 +151,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status(), axum::Json(self.body())).into_response()
     }
+}
+
+/// The answer for an account that does not exist or that the module hides
+/// from the caller (R1.stranger): the two must not be told apart.
+pub fn not_found_account(account: &str) -> ApiError {
+    ApiError::NotFound(format!("no account `{account}` that you can see"))
 }
 
 /// A handler's result.

@@ -358,6 +358,16 @@ pub(crate) fn subtree<'f>(facts: &'f Facts, account: &'f str) -> BTreeSet<&'f st
     out
 }
 
+/// Does the account row exist? (Data integrity: whether the caller may know
+/// it exists is the module's to say.)
+pub(crate) async fn account_exists(tx: &mut Tx, account: &str) -> Result<bool, ApiError> {
+    let found = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+        .bind(account)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// The nearest of `accounts` where `user` has a membership of any status.
 pub(crate) fn first_membership<'a>(
     facts: &Facts,

@@ -117,7 +117,10 @@ impl Host {
                 match self.perform(change, attempt).await {
                     Ok(_)
                     | Err(
-                        ApiError::Denied { .. } | ApiError::NotFound(_) | ApiError::Conflict(_),
+                        ApiError::Denied { .. }
+                        | ApiError::Inapplicable { .. }
+                        | ApiError::NotFound(_)
+                        | ApiError::Conflict(_),
                     ) => {
                         ran += 1;
                     }

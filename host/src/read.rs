@@ -14,12 +14,14 @@
 use std::collections::BTreeSet;
 
 use gatehouse_policy::facts::{AccountId, RequestedRole, UserId};
-use gatehouse_policy::{ActionCall, Actor, Batch, Check, Decision, Facts, Params, Source, Target};
+use gatehouse_policy::{
+    ActionCall, Actor, Batch, Check, Decision, Facts, Outcome, Params, Source, Target,
+};
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::Host;
-use crate::error::ApiError;
+use crate::error::{ApiError, not_found_account};
 use crate::facts::{self, Scope, to_word};
 
 /// The member actions the members list asks about, as `(key, call)`.
@@ -134,8 +136,10 @@ impl Host {
         Ok(facts)
     }
 
-    /// Decides a read about `account` for `user`: strangers get 404 (no
-    /// existence leak), members who may not get 403 with the reasons.
+    /// Decides a read about `account` for `user`: an account the module
+    /// hides from them (`Outcome::Hidden`: R1.stranger) gets the same 404
+    /// as one that does not exist; members who may not get 403 with the
+    /// reasons.
     pub async fn ask(
         &self,
         user: &str,
@@ -144,13 +148,8 @@ impl Host {
         scope: Scope,
     ) -> Result<Facts, ApiError> {
         let mut tx = self.store.begin_read().await?;
-        let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
-            .bind(account)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let hidden = || ApiError::NotFound(format!("no account `{account}` that you can see"));
-        if exists.is_none() {
-            return Err(hidden());
+        if !facts::account_exists(&mut tx, account).await? {
+            return Err(not_found_account(account));
         }
         let mut scope = scope;
         scope.accounts.insert(account.to_owned());
@@ -165,19 +164,35 @@ impl Host {
             source: Source::Api,
         };
         let decided = self.gate.authorize(&check)?;
-        if decided.answer.allowed {
-            return Ok(check.facts);
+        match decided.answer.outcome {
+            _ if decided.answer.allowed => Ok(check.facts),
+            Outcome::Hidden => Err(not_found_account(account)),
+            _ => Err(ApiError::refused(decided.answer, None)),
         }
-        let member_somewhere =
-            facts::first_membership(&check.facts, &facts::lineage(&check.facts, account), user)
-                .is_some();
-        if !member_somewhere {
-            return Err(hidden());
+    }
+
+    /// Does the module hide `account` from `user` (or is there no such
+    /// account)? For an answer that must not tell a stranger more than a
+    /// missing id would (a change that failed before it was decided).
+    pub(crate) async fn conceals(
+        &self,
+        tx: &mut crate::store::Tx,
+        user: &str,
+        account: &str,
+    ) -> Result<bool, ApiError> {
+        if !facts::account_exists(tx, account).await? {
+            return Ok(true);
         }
-        Err(ApiError::Denied {
-            reasons: decided.answer.reasons,
-            audit_id: None,
-        })
+        let facts = facts::load(tx, self.clock.now(), &Scope::account(account), Some(user)).await?;
+        let check = Check {
+            facts,
+            actor: Actor::User(UserId(user.to_owned())),
+            action: "switch_account".into(),
+            target: Target::Account(AccountId(account.to_owned())),
+            params: Params::default(),
+            source: Source::Api,
+        };
+        Ok(self.gate.authorize(&check)?.answer.outcome == Outcome::Hidden)
     }
 
     /// The members list of an account with each member's allowed actions.
@@ -599,10 +614,7 @@ impl Host {
         };
         let decided = self.gate.authorize(&check)?;
         if !decided.answer.allowed {
-            return Err(ApiError::Denied {
-                reasons: decided.answer.reasons,
-                audit_id: None,
-            });
+            return Err(ApiError::refused(decided.answer, None));
         }
         let rows = sqlx::query("SELECT id, kind, label, created_at, expires_at FROM sessions WHERE user_id = ? ORDER BY created_at, id")
             .bind(user)

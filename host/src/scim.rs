@@ -59,10 +59,10 @@ impl IntoResponse for ScimError {
             "status": status.as_u16().to_string(),
             "detail": body["error"]["message"],
         });
-        if status == StatusCode::CONFLICT {
+        if matches!(self.0, ApiError::Conflict(_)) {
             v["scimType"] = json!("uniqueness");
         }
-        if let ApiError::Denied { reasons, .. } = &self.0 {
+        if let ApiError::Denied { reasons, .. } | ApiError::Inapplicable { reasons, .. } = &self.0 {
             v["gatehouse:reasons"] = json!(reasons);
         }
         scim_json(status, v)

@@ -18,12 +18,12 @@ fn the_repository_policies_validate_and_pass_their_tables() {
     let (code, out) = policy(&["validate"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("89 policies in 21 files, 39 actions, 19 rules: valid"),
+        out.contains("93 policies in 21 files, 39 actions, 19 rules: valid"),
         "{out}"
     );
     let (code, out) = policy(&["test"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("440 passed, 0 failed"), "{out}");
+    assert!(out.contains("444 passed, 0 failed"), "{out}");
 }
 
 #[test]
@@ -38,6 +38,29 @@ fn a_parse_error_points_at_file_line_and_column() {
     assert!(
         out.contains("|                           ^"),
         "the caret sits under column 27: {out}"
+    );
+}
+
+#[test]
+fn an_outcome_belongs_on_a_gate_and_names_a_known_outcome() {
+    let dir = broken("outcome-word", "r01_members.cedar", |t| {
+        t.replacen("@outcome(\"hidden\")", "@outcome(\"invisible\")", 1)
+    });
+    let (code, out) = policy(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("@outcome(\"invisible\"): must be \"hidden\" or \"inapplicable\""),
+        "{out}"
+    );
+    let dir = broken("outcome-gate", "r01_members.cedar", |t| {
+        t.replacen("@gate\n@outcome(\"hidden\")", "@outcome(\"hidden\")", 1)
+    });
+    let (code, out) = policy(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("R1.stranger")
+            && out.contains("@outcome belongs on @gate forbid policies only"),
+        "{out}"
     );
 }
 
@@ -163,13 +186,22 @@ fn the_policy_author_and_stranger_properties_fail_with_counterexamples_when_brok
         out.contains("policies: ALLOW by [PA.author-policies]"),
         "{out}"
     );
-    // The removal request's requester who has left the account could cancel it.
+    // The removal request's requester who has left the account could cancel it:
+    // R1's stranger gate still stops that (defence in depth) ...
     let dir = broken("prove-stranger", "r10_owner_removal.cedar", |t| {
         t.replace(
             "resource.requested_by == principal &&\n  // a requester who has left the account is a stranger to it\n  principal in resource.account.basics",
             "resource.requested_by == principal",
         )
     });
+    let (code, out) = policy(&["prove", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("HOLDS stranger-permitted-nothing"), "{out}");
+    // ... and without the gate, the property catches it.
+    let r01 = dir.join("r01_members.cedar");
+    let text = std::fs::read_to_string(&r01).unwrap();
+    let cut = text.find("@id(\"R1.stranger-to-request\")").unwrap();
+    std::fs::write(&r01, &text[..cut]).unwrap();
     let (code, out) = policy(&["prove", dir.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAILS stranger-permitted-nothing"), "{out}");

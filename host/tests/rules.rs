@@ -506,7 +506,7 @@ async fn r02_invite_denied_stranger_gets_404() {
         "stranger",
         "invite",
         "account:east",
-        "R2.invite",
+        "R1.stranger",
     )
     .await;
 }
@@ -1301,7 +1301,7 @@ async fn r08_remove_denied_stranger_gets_404() {
         "stranger",
         "remove_member",
         "membership:agency/bea",
-        "R8.remove",
+        "R1.stranger-to-member",
     )
     .await;
 }

@@ -264,6 +264,20 @@ fn checked(bundle: &Bundle, strict: bool) -> Result<CheckReport, Vec<Problem>> {
         if policy.effect() == Effect::Permit && policy.annotation("gate").is_some() {
             problems.push(problem(&id, "@gate belongs on forbid policies only".into()));
         }
+        if let Some(outcome) = policy.annotation("outcome") {
+            if policy.annotation("gate").is_none() {
+                problems.push(problem(
+                    &id,
+                    "@outcome belongs on @gate forbid policies only".into(),
+                ));
+            }
+            if crate::engine::GateKind::from_annotation(Some(outcome)).is_none() {
+                problems.push(problem(
+                    &id,
+                    format!("@outcome(\"{outcome}\"): must be \"hidden\" or \"inapplicable\""),
+                ));
+            }
+        }
         match (policy.effect(), policy.annotation("unmet")) {
             (Effect::Permit, None) => problems.push(problem(
                 &id,

@@ -269,6 +269,41 @@ fn scope_can_match(policy: &Policy, decl: &ActionDecl) -> bool {
 struct Meta {
     reason: Template,
     unmet: Option<Template>,
+    gate: GateKind,
+}
+
+/// What a holding `@gate` forbid makes of a decision, by its `@outcome`.
+/// Checked in this order: a stranger learns nothing (not even that the
+/// thing is inapplicable), a member's standing comes before the state of
+/// the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum GateKind {
+    /// `@outcome("hidden")`: [`Outcome::Hidden`].
+    Hidden,
+    /// No `@outcome`: the actor's standing, [`Outcome::Forbidden`].
+    Standing,
+    /// `@outcome("inapplicable")`: [`Outcome::Inapplicable`].
+    Inapplicable,
+}
+
+impl GateKind {
+    /// The kind an `@outcome` annotation names; `None` for an unknown word.
+    pub(crate) fn from_annotation(outcome: Option<&str>) -> Option<GateKind> {
+        match outcome {
+            None => Some(GateKind::Standing),
+            Some("hidden") => Some(GateKind::Hidden),
+            Some("inapplicable") => Some(GateKind::Inapplicable),
+            Some(_) => None,
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self {
+            GateKind::Hidden => Outcome::Hidden,
+            GateKind::Standing => Outcome::Forbidden,
+            GateKind::Inapplicable => Outcome::Inapplicable,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -336,6 +371,12 @@ impl Engine {
             let reason = parse("reason")?
                 .ok_or_else(|| EngineError::Bundle(format!("{id}: no @reason annotation")))?;
             let unmet = parse("unmet")?;
+            let gate =
+                GateKind::from_annotation(policy.annotation("outcome")).ok_or_else(|| {
+                    EngineError::Bundle(format!(
+                        "{id}: @outcome must be \"hidden\" or \"inapplicable\""
+                    ))
+                })?;
             let is_permit = policy.effect() == cedar_policy::Effect::Permit;
             for action in actions_of(policy, &catalogue) {
                 let slice = slices.get_mut(&action).ok_or_else(|| {
@@ -355,7 +396,14 @@ impl Engine {
                 set.add(policy.clone())
                     .map_err(|e| EngineError::Bundle(format!("{id}: {e}")))?;
             }
-            meta.insert(id, Meta { reason, unmet });
+            meta.insert(
+                id,
+                Meta {
+                    reason,
+                    unmet,
+                    gate,
+                },
+            );
         }
         for slice in slices.values_mut() {
             slice.permits.sort_by_key(ToString::to_string);
@@ -743,12 +791,15 @@ impl Engine {
             Ok(ids) => ids,
             Err(error) => return Ok(error),
         };
-        if !gated.is_empty() {
-            return Ok(decision(
-                false,
-                Outcome::Forbidden,
-                reasons_from(&gated, false),
-            ));
+        // Of the gates that hold, the first kind decides, with its own reasons.
+        let kind_of = |id: &PolicyId| self.meta.get(id).map_or(GateKind::Standing, |m| m.gate);
+        if let Some(first) = gated.iter().map(kind_of).min() {
+            let ids: Vec<PolicyId> = gated
+                .iter()
+                .filter(|id| kind_of(id) == first)
+                .cloned()
+                .collect();
+            return Ok(decision(false, first.outcome(), reasons_from(&ids, false)));
         }
         let held = match holding(&slice.permit_set) {
             Ok(ids) => ids,

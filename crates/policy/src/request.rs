@@ -259,6 +259,15 @@ pub enum Outcome {
     NotPermitted,
     /// A policy could not be evaluated: denied, failing closed.
     Error,
+    /// A `@gate @outcome("hidden")` forbid holds: the actor is a stranger to
+    /// the thing asked about and must not learn that it exists (a host
+    /// answers as for an id that does not exist).
+    Hidden,
+    /// A `@gate @outcome("inapplicable")` forbid holds: the action does not
+    /// apply to its target as it stands (suspending a suspended member,
+    /// revoking an accepted invitation): a host answers 409, a page leaves
+    /// the item out of its menu.
+    Inapplicable,
 }
 
 /// Why: a determining policy and its message with the facts filled in.

@@ -527,7 +527,7 @@ export type MembershipStatus = "active" | "suspended";
 /**
  * How a decision came about.
  */
-export type Outcome = "permitted" | "forbidden" | "not_permitted" | "error";
+export type Outcome = "permitted" | "forbidden" | "not_permitted" | "error" | "hidden" | "inapplicable";
 
 /**
  * A resource owned by a member in an account.
