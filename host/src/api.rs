@@ -853,18 +853,16 @@ async fn job(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (account, report) = host.job_report(&id).await?;
-    // Whoever may read the agency's audit log may follow its jobs.
     host.ask(
         &p.user,
-        "read_audit",
+        "view_jobs",
         &account,
         crate::facts::Scope::default(),
     )
     .await
     .map_err(|e| match e {
-        ApiError::Denied { .. } | ApiError::NotFound(_) => {
-            ApiError::NotFound(format!("no job `{id}`"))
-        }
+        // Hidden from the caller (R1.stranger): not the account's id either.
+        ApiError::NotFound(_) => ApiError::NotFound(format!("no job `{id}`")),
         other => other,
     })?;
     Ok(Json(report))

@@ -2,7 +2,8 @@
 //! member's allowed actions (one batch call into the module), the account
 //! switcher, invitations, owner-removal requests, devices and the audit log.
 //! Reads are decided like changes (view_members, view_invitations,
-//! view_owner_removal_requests, read_audit, view_devices) but not audited.
+//! view_owner_removal_requests, view_bulk_candidates, view_jobs, read_audit,
+//! view_devices) but not audited.
 //!
 //! Each read that lists actions also hands out its `question`: the batch
 //! envelope it asked, minimized by the module to what its cells need (need
@@ -516,7 +517,9 @@ impl Host {
             subtree_of: Some(account.to_owned()),
             ..Scope::default()
         };
-        let facts = self.ask(user, "view_members", account, scope).await?;
+        let facts = self
+            .ask(user, "view_bulk_candidates", account, scope)
+            .await?;
         // Only the sub-accounts whose members the user may see (a
         // suspension on one of them hides it).
         let subtree: Vec<&str> = facts::subtree(&facts, account).into_iter().collect();

@@ -2173,12 +2173,40 @@ async fn r13_bulk_remove_denied_account_without_sub_accounts() {
 }
 
 #[tokio::test]
-async fn r13_job_report_hidden_from_basic_member() {
+async fn r13_job_report_denied_to_basic_member_and_hidden_from_strangers() {
     let t = common::acme().await;
     let job = start_bulk(&t, "olivia", "bob").await;
     let (s, body) = t.get("bea", &format!("/v1/jobs/{job}")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
-    let (s, _) = t.get("stranger", &format!("/v1/jobs/{job}")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(policies(&body["error"]["reasons"]), ["R13.view-jobs"]);
+    assert!(
+        body["error"]["reasons"]
+            .to_string()
+            .contains("follow its bulk removals")
+    );
+    let (s, body) = t.get("ada", &format!("/v1/jobs/{job}")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    for who in ["stranger", "nina"] {
+        let (s, body) = t.get(who, &format!("/v1/jobs/{job}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"]["message"], format!("no job `{job}`"));
+    }
+}
+
+#[tokio::test]
+async fn r13_bulk_candidates_only_for_those_who_may_start_a_removal() {
+    let t = common::acme().await;
+    let (s, body) = t.get("ada", "/v1/accounts/agency/bulk-removals").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(
+        body["candidates"].as_array().is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
+    let (s, body) = t.get("bea", "/v1/accounts/agency/bulk-removals").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(policies(&body["error"]["reasons"]), ["R13.view-candidates"]);
+    assert!(body.get("candidates").is_none(), "{body}");
+    let (s, _) = t.get("nina", "/v1/accounts/agency/bulk-removals").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
