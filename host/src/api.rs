@@ -543,7 +543,7 @@ async fn sign_out_device(
 }
 
 async fn accounts(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(host.accounts(&p.user).await?))
+    Ok(Json(host.accounts(&p.user, p.scope.as_ref()).await?))
 }
 
 async fn members(

@@ -269,15 +269,24 @@ impl Host {
 
     /// The account switcher: every account the user belongs to, directly or
     /// through an agency, with whether they may switch into it and why not.
-    pub async fn accounts(&self, user: &str) -> Result<Value, ApiError> {
+    pub async fn accounts(
+        &self,
+        user: &str,
+        token: Option<&crate::auth::TokenScope>,
+    ) -> Result<Value, ApiError> {
         let mut tx = self.store.begin_read().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
+        let mut ids: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE down(id) AS (SELECT account_id FROM memberships WHERE user_id = ? \
              UNION SELECT a.id FROM accounts a JOIN down ON a.parent_id = down.id) SELECT id FROM down ORDER BY id",
         )
         .bind(user)
         .fetch_all(&mut *tx)
         .await?;
+        // An API token scoped to some accounts lists only those: the
+        // credential is limited, as on every path that names an account.
+        if let Some(token) = token {
+            ids.retain(|a| token.accounts.contains(a));
+        }
         let scope = Scope {
             accounts: ids.iter().cloned().collect::<BTreeSet<_>>(),
             ..Scope::default()

@@ -106,6 +106,20 @@ async fn a_fresh_browser_session_mints_a_scoped_token() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], "token_scope", "{body}");
     assert_eq!(t.state().await, before);
+    // ... and its account switcher lists its one account, not all olivia's.
+    let (s, body) = t
+        .call_bearer(&token, Method::GET, "/v1/accounts", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let listed: Vec<&str> = body["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["agency"], "{body}");
+    let question = body["question"].to_string();
+    assert!(!question.contains("east"), "{question}");
     // ... and it dies at its expiry.
     t.clock.advance(90 * 24 * 3600);
     let (s, body) = t
