@@ -98,8 +98,23 @@ impl Host {
     /// The question a read hands out: `batch` minimized by the module to
     /// what its cells need, so a page holds no row its viewer may not see
     /// and still decides exactly as the server did on the full facts.
+    ///
+    /// Debug builds (every host and browser test) also ask both questions
+    /// and refuse the read unless the answers are the same bytes: each read
+    /// of every test checks the minimization, not only the shared vectors.
     fn hand_out(&self, batch: &Batch) -> Result<Value, ApiError> {
-        crate::gate::question(&self.gate.minimize(batch)?)
+        let small = self.gate.minimize(batch)?;
+        if cfg!(debug_assertions) {
+            let bytes = |b: &Batch| -> Result<Vec<u8>, ApiError> {
+                serde_json::to_vec(&self.gate.batch(b)?.answer).map_err(ApiError::internal)
+            };
+            if bytes(batch)? != bytes(&small)? {
+                return Err(ApiError::internal(
+                    "the minimized question answers unlike the full facts: not handed out",
+                ));
+            }
+        }
+        crate::gate::question(&small)
     }
 
     /// The accounts of `facts` on which `user` may do `action` (one batch
