@@ -1,6 +1,7 @@
 //! The audit log: every attempted change, allowed, denied or failed, with
-//! enough of its inputs (the whole question, facts included) to replay the
-//! decision under another policy version later.
+//! the exact envelope the module decided (the whole question, facts
+//! included, byte for byte as the module got it), so the decision can be
+//! replayed under another policy version later (see [`crate::impact`]).
 //!
 //! A burst of identical denials from one actor within a minute becomes one
 //! record with a count; the first attempt's inputs are the ones kept.
@@ -40,8 +41,9 @@ pub struct AuditEntry<'d> {
     pub after: Value,
     /// Where it came from.
     pub source: Source,
-    /// The question asked, facts included.
-    pub request: Value,
+    /// The envelope the module decided, byte for byte
+    /// ([`crate::gate::Decided::envelope`]).
+    pub envelope: String,
     /// The bulk job it belongs to.
     pub job: Option<String>,
 }
@@ -51,7 +53,7 @@ async fn insert(tx: &mut Tx, e: &AuditEntry<'_>, decision: &str) -> Result<i64, 
     let outcome = crate::facts::to_word(&e.decision.outcome);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO audit (at, last_at, repeats, actor, action, account_id, target, decision, outcome, reasons, \
-         policy_hash, module_hash, before_state, after_state, source, request, job_id) \
+         policy_hash, module_hash, before_state, after_state, source, envelope, job_id) \
          VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(e.at)
@@ -68,7 +70,7 @@ async fn insert(tx: &mut Tx, e: &AuditEntry<'_>, decision: &str) -> Result<i64, 
     .bind(json_text(&e.before))
     .bind(json_text(&e.after))
     .bind(e.source.as_str())
-    .bind(e.request.to_string())
+    .bind(e.envelope.as_str())
     .bind(&e.job)
     .fetch_one(&mut **tx)
     .await?;

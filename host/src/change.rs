@@ -748,7 +748,6 @@ impl Host {
         };
         let decided = self.gate.authorize(&check)?;
         let decision = decided.answer;
-        let request = serde_json::to_value(&check).map_err(ApiError::internal)?;
         let mut entry = AuditEntry {
             at: now,
             actor: attempt.label(),
@@ -761,7 +760,7 @@ impl Host {
             before: Value::Null,
             after: Value::Null,
             source: attempt.source,
-            request,
+            envelope: decided.envelope,
             job: attempt.job_item.as_ref().map(|(j, _)| j.clone()),
         };
         if !decision.allowed {

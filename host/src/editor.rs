@@ -283,7 +283,7 @@ fn entry<'d>(
         before,
         after,
         source: check.source,
-        request: serde_json::to_value(check).unwrap_or(Value::Null),
+        envelope: decided.envelope.clone(),
         job: None,
     }
 }

@@ -36,11 +36,15 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-/// A decision with the hashes it was made under.
+/// A decision with the hashes it was made under and the bytes it answered.
 #[derive(Debug, Clone)]
 pub struct Decided<T> {
     /// The answer.
     pub answer: T,
+    /// The exact envelope the module was handed (`{"op":…,…}`, UTF-8
+    /// JSON): what the audit log keeps, so a replay asks the very same
+    /// question (see [`crate::impact`]).
+    pub envelope: String,
     /// sha256 of the policy bundle.
     pub policy_hash: String,
     /// sha256 of the module bytes.
@@ -133,8 +137,10 @@ impl Gate {
             .current()
             .ok_or_else(|| ApiError::internal("no module loaded"))?;
         let runner = &loaded.runner;
-        let input = serde_json::to_vec(&Envelope { op, body }).map_err(ApiError::internal)?;
-        let out = runner.call(&input).map_err(ApiError::internal)?;
+        let envelope = serde_json::to_string(&Envelope { op, body }).map_err(ApiError::internal)?;
+        let out = runner
+            .call(envelope.as_bytes())
+            .map_err(ApiError::internal)?;
         let answer: Answer = serde_json::from_slice(&out).map_err(ApiError::internal)?;
         match answer {
             Answer::Success {
@@ -146,6 +152,7 @@ impl Gate {
             } => pick(decision, batch, question)
                 .map(|answer| Decided {
                     answer,
+                    envelope,
                     policy_hash,
                     module_hash: runner.module_sha256().to_owned(),
                 })

@@ -1,12 +1,19 @@
 //! `gatehouse policy impact`: which recorded decisions a policy change
 //! would flip.
 //!
-//! Why this works: every audit row keeps the whole question its decision
-//! answered, facts included (see [`crate::audit`]). Replaying that question
-//! under the new policies needs no other state, so the report is exact for
-//! every decision on record, not a sample or a guess. A flip is an allowed
-//! decision that would be denied, a denied one that would be allowed, or the
-//! same answer for different reasons (other policies, other messages).
+//! Why this works: every audit row keeps the exact envelope the module
+//! decided, facts included (see [`crate::audit`]). Those bytes are handed
+//! verbatim to the new policies (rows from before the envelope was kept
+//! are replayed from their re-serialized question), so the report is exact
+//! for every decision on record, not a sample or a guess. A flip is an
+//! allowed decision that would be denied, a denied one that would be
+//! allowed, or the same answer for different reasons (other policies, other
+//! messages).
+//!
+//! Why only ids: the log spans every tenant, and a reason's message renders
+//! the facts of its account (names, emails, what a member owns). The report
+//! names each flip by audit id, time, action, account and the determining
+//! policy ids, never by who or what it was about, and never with a message.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -42,13 +49,26 @@ impl Flip {
     }
 }
 
-/// One side of a flip.
+/// One side of a flip: the answer and the ids of the policies that
+/// determined it (no messages: they render facts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Side {
     /// Allowed?
     pub allowed: bool,
-    /// Determining policies and messages.
-    pub reasons: Vec<Reason>,
+    /// The determining policies' `@id`s, in the decision's order, each once.
+    pub policies: Vec<String>,
+}
+
+impl Side {
+    fn of(allowed: bool, reasons: &[Reason]) -> Side {
+        let mut policies: Vec<String> = Vec::with_capacity(reasons.len());
+        for r in reasons {
+            if !policies.contains(&r.policy) {
+                policies.push(r.policy.clone());
+            }
+        }
+        Side { allowed, policies }
+    }
 }
 
 /// One recorded decision that would change.
@@ -60,12 +80,11 @@ pub struct Flipped {
     pub at: i64,
     /// How many identical attempts the row stands for.
     pub repeats: i64,
-    /// Who asked.
-    pub actor: String,
     /// The action.
     pub action: String,
-    /// On what.
-    pub target: String,
+    /// The account it was in (none: a stranger's attempt, kept in the
+    /// host's log).
+    pub account: Option<String>,
     /// How it changes.
     pub kind: Flip,
     /// The policies that make the difference: those named on one side only
@@ -98,7 +117,11 @@ pub struct Group {
 pub struct Unreplayable {
     /// The audit row.
     pub audit_id: i64,
-    /// Why.
+    /// The action.
+    pub action: String,
+    /// The account it was in.
+    pub account: Option<String>,
+    /// Why: the module's error codes (their messages may quote the facts).
     pub error: String,
 }
 
@@ -134,12 +157,13 @@ fn key(reasons: &[Reason]) -> Vec<(&str, &str)> {
     k
 }
 
-/// Compares a recorded decision with a new one.
-pub fn compare(before: &Side, after: &Decision) -> Option<(Flip, String)> {
-    let kind = match (before.allowed, after.allowed) {
+/// Compares a recorded decision (allowed?, its reasons) with a new one.
+/// Messages count (a reworded `@reason` is a change) but are not returned.
+pub fn compare(allowed: bool, reasons: &[Reason], after: &Decision) -> Option<(Flip, String)> {
+    let kind = match (allowed, after.allowed) {
         (true, false) => Flip::AllowToDeny,
         (false, true) => Flip::DenyToAllow,
-        _ if key(&before.reasons) != key(&after.reasons) => Flip::ReasonsChanged,
+        _ if key(reasons) != key(&after.reasons) => Flip::ReasonsChanged,
         _ => return None,
     };
     let ids = |rs: &[Reason]| {
@@ -148,7 +172,7 @@ pub fn compare(before: &Side, after: &Decision) -> Option<(Flip, String)> {
         v.dedup();
         v
     };
-    let (old, new) = (ids(&before.reasons), ids(&after.reasons));
+    let (old, new) = (ids(reasons), ids(&after.reasons));
     let mut differ: Vec<String> = old
         .iter()
         .filter(|p| !new.contains(p))
@@ -225,7 +249,7 @@ pub async fn replay(
         .await
         .map_err(|e| e.to_string())?;
     let mut rows = sqlx::query(
-        "SELECT id, at, repeats, actor, action, target, decision, reasons, request \
+        "SELECT id, at, repeats, action, account_id, decision, reasons, envelope, request \
          FROM audit WHERE at >= ? ORDER BY id",
     )
     .bind(since_at)
@@ -246,31 +270,41 @@ pub async fn replay(
     let mut groups: BTreeMap<(Flip, String, String), (usize, i64)> = BTreeMap::new();
     while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
         let get = |c: &str| row.try_get::<String, _>(c).map_err(|e| e.to_string());
+        let opt = |c: &str| {
+            row.try_get::<Option<String>, _>(c)
+                .map_err(|e| e.to_string())
+        };
         let id: i64 = row.try_get("id").map_err(|e| e.to_string())?;
         let repeats: i64 = row.try_get("repeats").map_err(|e| e.to_string())?;
         report.replayed += 1;
         report.attempts += repeats;
         progress.tick(report.replayed);
-        let before = Side {
-            // A failed row was allowed and then failed to apply.
-            allowed: get("decision")? != "denied",
-            reasons: serde_json::from_str(&get("reasons")?)
-                .map_err(|e| format!("audit row {id}: reasons: {e}"))?,
+        // A failed row was allowed and then failed to apply.
+        let allowed = get("decision")? != "denied";
+        let reasons: Vec<Reason> = serde_json::from_str(&get("reasons")?)
+            .map_err(|e| format!("audit row {id}: reasons: {e}"))?;
+        let action = get("action")?;
+        let account = opt("account_id")?;
+        let asked = match (opt("envelope")?, opt("request")?) {
+            (Some(envelope), _) => ask(engine, envelope.as_bytes()),
+            (None, Some(request)) => legacy_envelope(&request).and_then(|e| ask(engine, &e)),
+            (None, None) => Err("the row keeps no question".to_owned()),
         };
-        let after = match ask(engine, &get("request")?) {
+        let after = match asked {
             Ok(d) => d,
             Err(error) => {
                 report.unreplayable.push(Unreplayable {
                     audit_id: id,
+                    action,
+                    account,
                     error,
                 });
                 continue;
             }
         };
-        let Some((kind, rule)) = compare(&before, &after) else {
+        let Some((kind, rule)) = compare(allowed, &reasons, &after) else {
             continue;
         };
-        let action = get("action")?;
         let g = groups
             .entry((kind, action.clone(), rule.clone()))
             .or_default();
@@ -285,16 +319,12 @@ pub async fn replay(
             audit_id: id,
             at: row.try_get("at").map_err(|e| e.to_string())?,
             repeats,
-            actor: get("actor")?,
             action,
-            target: get("target")?,
+            account,
             kind,
             rule,
-            before,
-            after: Side {
-                allowed: after.allowed,
-                reasons: after.reasons,
-            },
+            before: Side::of(allowed, &reasons),
+            after: Side::of(after.allowed, &after.reasons),
         });
     }
     progress.finish();
@@ -311,18 +341,32 @@ pub async fn replay(
     Ok(report)
 }
 
-/// Asks `engine` a recorded question (a `Check`, as the audit keeps it).
-fn ask(engine: &gatehouse_policy::engine::Engine, request: &str) -> Result<Decision, String> {
-    let mut envelope: serde_json::Map<String, Value> =
-        serde_json::from_str(request).map_err(|e| format!("the recorded question: {e}"))?;
+/// The envelope of a row written before the audit kept envelopes: its
+/// `request` (a `Check` re-serialized as JSON) with `"op":"authorize"`.
+fn legacy_envelope(request: &str) -> Result<Vec<u8>, String> {
+    let mut envelope: serde_json::Map<String, Value> = serde_json::from_str(request)
+        .map_err(|e| format!("the recorded question is not a JSON object ({e})"))?;
     envelope.insert("op".into(), Value::from("authorize"));
-    let input = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
-    match serde_json::from_slice::<Answer>(&json::handle(Some(engine), &input)) {
+    serde_json::to_vec(&envelope).map_err(|e| e.to_string())
+}
+
+/// Hands `engine` a recorded envelope, as is, and reads its decision. An
+/// error says only the module's error codes: its messages may quote facts.
+fn ask(engine: &gatehouse_policy::engine::Engine, envelope: &[u8]) -> Result<Decision, String> {
+    match serde_json::from_slice::<Answer>(&json::handle(Some(engine), envelope)) {
         Ok(Answer::Success {
             decision: Some(d), ..
         }) => Ok(d),
-        Ok(other) => Err(serde_json::to_string(&other).unwrap_or_default()),
-        Err(e) => Err(e.to_string()),
+        Ok(Answer::Success { .. }) => Err("the module's answer holds no decision".to_owned()),
+        Ok(Answer::Failure { errors }) => Err(format!(
+            "the module refused it: {}",
+            errors
+                .iter()
+                .map(|e| e.code.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(e) => Err(format!("the module's answer is not JSON ({e})")),
     }
 }
 
@@ -438,29 +482,17 @@ pub fn render(report: &Report, dir: &str) -> String {
         for f in rows.iter().take(10) {
             let side = |s: &Side| {
                 format!(
-                    "{}{}",
+                    "{} [{}]",
                     if s.allowed { "allowed" } else { "denied" },
-                    if s.allowed {
-                        String::new()
-                    } else {
-                        format!(
-                            ": {}",
-                            s.reasons
-                                .iter()
-                                .map(|r| format!("[{}] {}", r.policy, r.message))
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        )
-                    }
+                    s.policies.join(", ")
                 )
             };
             let _ = writeln!(
                 out,
-                "  #{} {} {} → {}\n      was {}\n      now {}",
+                "  #{} {} in {}: was {}, now {}",
                 f.audit_id,
                 utc(f.at),
-                f.actor,
-                f.target,
+                f.account.as_deref().unwrap_or("(no account)"),
                 side(&f.before),
                 side(&f.after)
             );
@@ -472,8 +504,11 @@ pub fn render(report: &Report, dir: &str) -> String {
     for u in &report.unreplayable {
         let _ = writeln!(
             out,
-            "\ncannot replay audit row #{}: {}",
-            u.audit_id, u.error
+            "\ncannot replay audit row #{} ({} in {}): {}",
+            u.audit_id,
+            u.action,
+            u.account.as_deref().unwrap_or("(no account)"),
+            u.error
         );
     }
     out

@@ -85,7 +85,7 @@ async fn assert_denied(
     assert_eq!(row["target"], target, "{row}");
     assert_eq!(body["error"]["audit_id"], row["id"]);
     assert_eq!(parse(&row["reasons"]), body["error"]["reasons"]);
-    let req = parse(&row["request"]);
+    let req = parse(&row["envelope"]);
     assert_eq!(req["facts"]["now"], t.clock.now(), "{req}");
     body.clone()
 }
@@ -109,7 +109,7 @@ async fn assert_audited(t: &T, actor: &str, action: &str, target: &str, permit: 
         "{row}"
     );
     assert!(policies(&parse(&row["reasons"])).contains(&permit.to_owned()));
-    let req = parse(&row["request"]);
+    let req = parse(&row["envelope"]);
     assert_eq!(req["action"], action);
     assert_eq!(req["facts"]["now"], t.clock.now());
     row

@@ -9,6 +9,13 @@
 //! log names where `read_audit` holds, and always the persona's own profile
 //! and devices. The rows and bytes of every handed-out question are printed
 //! (`cargo test -p gatehouse-host --test privacy -- --nocapture`).
+//!
+//! The policy editor is open to the agency's owners: `GET /v1/policies` is
+//! scanned like every read (its policy text and decision tables are the
+//! repository's, the same on every host, and left out), and the impact
+//! report, which replays every tenant's audit log, may name no user, email,
+//! invitation email or resource at all, not even one its author may see;
+//! everyone else gets 403 or 404 and no report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -16,6 +23,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
+use gatehouse_host::Settings;
+use gatehouse_host::editor::Authoring;
 use gatehouse_policy::facts::{AccountId, UserId};
 use gatehouse_policy::{ActionCall, Actor, Batch, Facts, Params, Source, Target};
 use serde_json::{Value, json};
@@ -236,10 +245,37 @@ fn question_size(q: &Value) -> (usize, usize) {
     (rows, q.to_string().len())
 }
 
+/// The Acme host with the policy editor open to the agency's owners.
+async fn editor() -> T {
+    let mut t = acme().await;
+    t.host = t.host.clone().with_settings(Settings {
+        authoring: Some(Authoring {
+            account: "agency".into(),
+            policies: root().join("policies"),
+            tables: root().join("tests/vectors"),
+        }),
+        ..Settings::default()
+    });
+    t.app = t.host.router();
+    t
+}
+
+/// The live policies and one more that forbids everything: every recorded
+/// decision flips (allowed ones to denied, denied ones to other reasons).
+fn forbid_everything(live: &Value) -> Value {
+    let mut files = live["policies"].as_array().unwrap().clone();
+    files.push(json!({
+        "file": "zz_freeze.cedar",
+        "text": "@id(\"ZZ.freeze\")\n@reason(\"nothing may change while the rules are reviewed\")\n@gate\nforbid (principal, action, resource);\n",
+    }));
+    json!({ "policies": files })
+}
+
 #[tokio::test]
 async fn every_read_shows_each_persona_only_what_the_policies_let_them_see() {
-    let t = acme().await;
-    // Some history: an allowed change, a stranger's attempt, a bulk job.
+    let t = editor().await;
+    // Some history: an allowed change, a stranger's attempt, a bulk job,
+    // and denials whose reasons render names and emails of two tenants.
     let (s, b) = t
         .call(
             Some("olivia"),
@@ -267,6 +303,28 @@ async fn every_read_shows_each_persona_only_what_the_policies_let_them_see() {
     assert_eq!(s.as_u16(), 202, "{b}");
     let job = b["result"]["job"].as_str().unwrap().to_owned();
     t.host.run_jobs().await.unwrap();
+    let (s, b) = t
+        .post(
+            "ada",
+            "/v1/accounts/agency/members/olivia/suspend",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 403, "{b}");
+    for (who, email, account) in [
+        ("olivia", "bea@acme.test", "agency"),
+        ("sola", "sola@solo.test", "solo"),
+    ] {
+        let (s, b) = t
+            .post(
+                who,
+                "/v1/invitations",
+                json!({"emails": [email], "accounts": [{"account": account, "role": "basic"}]}),
+            )
+            .await;
+        assert_eq!(s.as_u16(), 403, "{b}");
+        assert!(b.to_string().contains(email), "{b}");
+    }
     // Every persona signs in (their devices are rows too).
     for p in PERSONAS {
         t.token(p).await;
@@ -279,6 +337,8 @@ async fn every_read_shows_each_persona_only_what_the_policies_let_them_see() {
         "/v1/me".to_owned(),
         "/v1/me/devices".to_owned(),
         format!("/v1/jobs/{job}"),
+        "/v1/policies".to_owned(),
+        "/v1/policies/publish-requests".to_owned(),
     ];
     for a in ACCOUNTS {
         for what in [
@@ -297,8 +357,16 @@ async fn every_read_shows_each_persona_only_what_the_policies_let_them_see() {
     for p in PERSONAS {
         let seen = visible(&t, &facts, p).await;
         for path in &endpoints {
-            let (status, body) = t.get(p, path).await;
+            let (status, mut body) = t.get(p, path).await;
             answered += usize::from(status.is_success());
+            if path == "/v1/policies" {
+                assert_eq!(status.is_success(), p == "olivia", "{p}: {status} {body}");
+                // The repository's text: the same on every host.
+                for key in ["schema", "policies", "tables"] {
+                    assert_eq!(body.get(key).is_some(), p == "olivia", "{p} {key}");
+                    body.as_object_mut().map(|o| o.remove(key));
+                }
+            }
             let mut texts = Vec::new();
             strings(&body, &mut texts);
             for (what, token) in &universe {
@@ -314,6 +382,57 @@ async fn every_read_shows_each_persona_only_what_the_policies_let_them_see() {
                         (status.as_u16(), rows, bytes),
                     );
                 }
+            }
+        }
+    }
+    // The impact report spans every tenant's log: it names audit rows,
+    // actions, accounts and policy ids, and nothing of anyone.
+    let (_, live) = t.get("olivia", "/v1/policies").await;
+    let draft = forbid_everything(&live);
+    let recorded = t.int("SELECT COUNT(*) FROM audit").await;
+    for p in PERSONAS {
+        let (status, body) = t.post(p, "/v1/policies/impact", draft.clone()).await;
+        if p != "olivia" {
+            assert!(matches!(status.as_u16(), 403 | 404), "{p}: {status} {body}");
+            assert!(body.get("flips").is_none(), "{p}: {body}");
+            continue;
+        }
+        assert!(status.is_success(), "{status} {body}");
+        assert_eq!(body["replayed"], recorded, "{body}");
+        assert!(
+            body["unreplayable"].as_array().unwrap().is_empty(),
+            "{body}"
+        );
+        let flips = body["flips"].as_array().unwrap();
+        assert_eq!(flips.len() as i64, recorded, "every decision flips: {body}");
+        assert!(
+            flips.iter().any(|f| f["kind"] == "reasons_changed")
+                && flips.iter().any(|f| f["kind"] == "allow_to_deny"),
+            "{body}"
+        );
+        for f in flips {
+            let keys: BTreeSet<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(
+                keys,
+                BTreeSet::from([
+                    "audit_id", "at", "repeats", "action", "account", "kind", "rule", "before",
+                    "after"
+                ]),
+                "{f}"
+            );
+            assert!(
+                f["after"]["policies"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("ZZ.freeze")),
+                "{f}"
+            );
+        }
+        let mut texts = Vec::new();
+        strings(&body, &mut texts);
+        for (what, token) in &universe {
+            if appears(what, token, &texts) {
+                leaks.push(format!("{p} POST /v1/policies/impact: {what} `{token}`"));
             }
         }
     }

@@ -448,9 +448,9 @@ async fn owners_racing_each_other_never_leave_an_account_ownerless() {
         let Some(user) = &o.act.affects else { continue };
         let id = audit_id(o).unwrap();
         let row = t
-            .rows(&format!("SELECT request FROM audit WHERE id = {id}"))
+            .rows(&format!("SELECT envelope FROM audit WHERE id = {id}"))
             .await;
-        let request: Value = serde_json::from_str(row[0]["request"].as_str().unwrap()).unwrap();
+        let request: Value = serde_json::from_str(row[0]["envelope"].as_str().unwrap()).unwrap();
         let was_active_owner = request["facts"]["memberships"]
             .as_array()
             .unwrap()

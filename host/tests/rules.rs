@@ -70,9 +70,9 @@ fn parse(text: &Value) -> Value {
     serde_json::from_str(text.as_str().unwrap_or_else(|| panic!("not text: {text}"))).unwrap()
 }
 
-/// The audit row's `request` is the whole question: action and facts.
+/// The audit row's `envelope` is the whole question: action and facts.
 fn assert_request_has_facts(t: &T, row: &Value, action: &str) -> Value {
-    let req = parse(&row["request"]);
+    let req = parse(&row["envelope"]);
     assert_eq!(req["action"], action, "{req}");
     assert_eq!(req["facts"]["now"], t.clock.now(), "{req}");
     assert!(
@@ -385,7 +385,7 @@ async fn r02_invite_allowed_admin_invites_to_sub_account() {
     assert_eq!(inv["expires_at"], t.clock.now() + 14 * 24 * 3600);
     // The after-state in the audit is the new invitation.
     assert_eq!(parse(&row["after_state"])["id"], id.as_str());
-    let req = parse(&row["request"]);
+    let req = parse(&row["envelope"]);
     assert_eq!(req["params"]["email"], "carl@new.test");
     assert_eq!(mails_to(&t, "carl@new.test").await.len(), 1);
 }
@@ -813,7 +813,7 @@ async fn r05_change_role_allowed_admin_up_to_own_role() {
     assert_eq!(role_of(&t, "agency", "sam").await.as_deref(), Some("admin"));
     assert_eq!(parse(&row["before_state"])["role"], "standard");
     assert_eq!(parse(&row["after_state"])["role"], "admin");
-    let req = parse(&row["request"]);
+    let req = parse(&row["envelope"]);
     assert_eq!(fact_membership(&req, "agency", "sam")["role"], "standard");
     assert_eq!(req["params"]["role"], "admin");
 }
@@ -1153,7 +1153,7 @@ async fn r08_remove_allowed_frees_seat_signs_out_mails_and_keeps_other_accounts(
     assert!(!is_member(&t, "agency", "bob").await);
     assert_eq!(parse(&row["before_state"])["role"], "basic");
     assert!(row["after_state"].is_null(), "{row}");
-    let req = parse(&row["request"]);
+    let req = parse(&row["envelope"]);
     assert_eq!(fact_membership(&req, "agency", "bob")["role"], "basic");
     // Other accounts untouched.
     assert_eq!(role_of(&t, "east", "bob").await.as_deref(), Some("admin"));

@@ -45,16 +45,24 @@ interface Editable {
 }
 
 
+// A flip names its audit row, action, account and the determining policy
+// ids, never a message: the report spans every tenant's log, and messages
+// render their facts.
+interface Side {
+  allowed: boolean;
+  policies: string[];
+}
+
 interface Flip {
   audit_id: number;
   at: number;
-  actor: string;
+  repeats: number;
   action: string;
-  target: string;
+  account: string | null;
   kind: 'allow_to_deny' | 'deny_to_allow' | 'reasons_changed';
   rule: string;
-  before: { allowed: boolean; reasons: { policy: string; message: string }[] };
-  after: { allowed: boolean; reasons: { policy: string; message: string }[] };
+  before: Side;
+  after: Side;
 }
 
 interface Impact {
@@ -64,7 +72,7 @@ interface Impact {
   reasons_changed: number;
   groups: { action: string; rule: string; kind: Flip['kind']; decisions: number }[];
   flips: Flip[];
-  unreplayable: { audit_id: number; error: string }[];
+  unreplayable: { audit_id: number; action: string; account: string | null; error: string }[];
 }
 
 const KIND: Record<Flip['kind'], string> = {
@@ -526,16 +534,18 @@ function impactReport(r: Impact): HTMLElement {
   );
   if (!total) return h('div', {}, summary);
   const groups = r.groups.map((g) => h('tr', {}, h('td', {}, KIND[g.kind]), h('td', {}, g.action), h('td', {}, h('code', {}, g.rule)), h('td', {}, String(g.decisions))));
+  const side = (s: Side) => h('td', {}, s.allowed ? 'allowed' : 'denied', ' ', h('code', {}, s.policies.join(', ')));
   const flips = r.flips.slice(0, 50).map((f) =>
     h(
       'tr',
       {},
+      h('td', {}, `#${f.audit_id}`),
       h('td', {}, when(f.at)),
-      h('td', {}, f.actor),
+      h('td', {}, f.account ?? '—'),
       h('td', {}, f.action),
-      h('td', {}, f.target),
       h('td', {}, KIND[f.kind]),
-      h('td', {}, f.after.reasons.map((x) => x.message).join('; ')),
+      side(f.before),
+      side(f.after),
     ),
   );
   const head = (cols: string[]) => h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', { scope: 'col' }, c))));
@@ -545,6 +555,6 @@ function impactReport(r: Impact): HTMLElement {
     summary,
     h('table', { class: 'impact-groups' }, head(['Change', 'Action', 'Policies', 'Decisions']), h('tbody', {}, ...groups)),
     h('h3', {}, r.flips.length > 50 ? `The first 50 of ${r.flips.length} decisions` : 'The decisions'),
-    h('table', { class: 'impact-flips' }, head(['When', 'Who', 'Action', 'Target', 'Change', 'Would say']), h('tbody', {}, ...flips)),
+    h('table', { class: 'impact-flips' }, head(['Audit', 'When', 'Account', 'Action', 'Change', 'Was', 'Would be']), h('tbody', {}, ...flips)),
   );
 }
