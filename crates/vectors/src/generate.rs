@@ -128,6 +128,13 @@ fn scenario(rng: &mut StdRng) -> Scenario {
     }
 }
 
+/// The facts of the random scenario `seed` makes (nested agencies, every
+/// role and status, resources, invitations of every status, requests,
+/// devices): for tests that seed a store with them.
+pub fn scenario_facts(seed: u64) -> Value {
+    scenario(&mut StdRng::seed_from_u64(seed)).facts
+}
+
 fn target(rng: &mut StdRng, s: &Scenario, kind: &str) -> Value {
     // One in twenty targets names something that does not exist.
     if rng.random_bool(0.05) {
