@@ -43,7 +43,7 @@ export async function invitationsPage(ctx: Ctx, account: string): Promise<HTMLEl
       h('td', { 'data-label': 'Status' }, h('span', { class: `status ${v.status}` }, v.status)),
       h('td', { 'data-label': 'Sent' }, when(v.sent_at)),
       h('td', { 'data-label': 'Expires' }, when(v.expires_at)),
-      h('td', { class: 'actions' }, actions),
+      h('td', { class: items.length > 0 ? 'actions' : 'actions note' }, actions),
     );
   });
   return h(
