@@ -419,36 +419,17 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
         }
         Change::AcceptInvitation { token } => {
             let inv = invitation_row(tx, "token_hash", &token::hash(token)).await?;
-            match inv.status.as_str() {
-                "accepted" => {
-                    return Err(ApiError::Conflict(
-                        "this invitation was already used".into(),
-                    ));
-                }
-                "revoked" => {
-                    return Err(ApiError::Conflict(
-                        "this invitation was revoked: ask for a new one".into(),
-                    ));
-                }
-                _ => {}
+            // Data integrity: an accepted link was used, there is nothing
+            // left to accept (a revoked or expired one is R3's to refuse).
+            if inv.status == "accepted" {
+                return Err(ApiError::Conflict(
+                    "this invitation was already used".into(),
+                ));
             }
             invitation_plan("accept_invitation", inv)
         }
         Change::ResendInvitation { id } | Change::RevokeInvitation { id } => {
             let inv = invitation_row(tx, "id", id).await?;
-            match inv.status.as_str() {
-                "accepted" => {
-                    return Err(ApiError::Conflict(
-                        "this invitation was already accepted: manage the member instead".into(),
-                    ));
-                }
-                "revoked" => {
-                    return Err(ApiError::Conflict(
-                        "this invitation was revoked: send a new one".into(),
-                    ));
-                }
-                _ => {}
-            }
             let action = if matches!(change, Change::ResendInvitation { .. }) {
                 "resend_invitation"
             } else {

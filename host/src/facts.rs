@@ -154,9 +154,12 @@ pub async fn load(
         });
     }
 
+    // Every status: the policies decide what an accepted or revoked
+    // invitation allows (R3); seats and the one-pending rule count only
+    // pending, unexpired ones (the module derives them from the status).
     let sql = format!(
         "SELECT id, account_id, email, role, invited_by, sent_at, expires_at, status FROM invitations \
-         WHERE account_id IN ({inlist}) AND status = 'pending' ORDER BY id"
+         WHERE account_id IN ({inlist}) ORDER BY id"
     );
     let rows = bind_all(sqlx::query(&sql), &ids)
         .fetch_all(&mut **tx)

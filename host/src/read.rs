@@ -387,25 +387,21 @@ impl Host {
         }))
     }
 
-    /// Invitations of an account with derived status and resend/revoke decisions.
+    /// Invitations of an account, every status, newest first, with derived
+    /// status and the module's resend/revoke answer for each row (an
+    /// accepted or revoked one is `inapplicable`, with R3's reason).
     pub async fn invitations(&self, user: &str, account: &str) -> Result<Value, ApiError> {
         let facts = self
             .ask(user, "view_invitations", account, Scope::default())
             .await?;
         let now = facts.now;
-        let rows = sqlx::query(
-            "SELECT id, account_id, email, role, invited_by, sent_at, expires_at, status FROM invitations \
-             WHERE account_id = ? ORDER BY sent_at DESC, id",
-        )
-        .bind(account)
-        .fetch_all(self.store.pool())
-        .await?;
-        let pending: Vec<_> = facts
+        let mut listed: Vec<_> = facts
             .invitations
             .iter()
             .filter(|i| i.account.as_str() == account)
-            .map(|i| i.id.clone())
+            .cloned()
             .collect();
+        listed.sort_by(|a, b| b.sent_at.cmp(&a.sent_at).then_with(|| a.id.cmp(&b.id)));
         let actions: Vec<ActionCall> = ["resend_invitation", "revoke_invitation"]
             .iter()
             .map(|a| ActionCall {
@@ -416,39 +412,33 @@ impl Host {
         let batch = ui_batch(
             user,
             facts,
-            pending
+            listed
                 .iter()
-                .map(|i| Target::Invitation(i.clone()))
+                .map(|i| Target::Invitation(i.id.clone()))
                 .collect(),
             actions,
         );
         let decided = self.gate.batch(&batch)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: String = r.try_get("id")?;
-            let status: String = r.try_get("status")?;
-            let expires_at: i64 = r.try_get("expires_at")?;
-            let shown = if status == "pending" && expires_at <= now {
+        let mut out = Vec::with_capacity(listed.len());
+        for (i, c) in listed.iter().zip(&decided.answer.cells) {
+            let status = to_word(&i.status);
+            let shown = if status == "pending" && i.expires_at <= now {
                 "expired".to_owned()
             } else {
                 status
             };
-            let cells = pending
-                .iter()
-                .position(|p| p.as_str() == id)
-                .and_then(|i| decided.answer.cells.get(i));
             out.push(json!({
-                "id": id,
-                "email": r.try_get::<String, _>("email")?,
-                "role": r.try_get::<String, _>("role")?,
-                "invited_by": r.try_get::<String, _>("invited_by")?,
-                "sent_at": r.try_get::<i64, _>("sent_at")?,
-                "expires_at": expires_at,
+                "id": i.id,
+                "email": i.email,
+                "role": to_word(&i.role),
+                "invited_by": i.invited_by,
+                "sent_at": i.sent_at,
+                "expires_at": i.expires_at,
                 "status": shown,
-                "actions": cells.map(|c| json!({
+                "actions": {
                     "resend_invitation": c.first().map(cell),
                     "revoke_invitation": c.get(1).map(cell),
-                })),
+                },
             }));
         }
         Ok(json!({

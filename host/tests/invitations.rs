@@ -54,9 +54,44 @@ async fn assert_denied(
     target: &str,
     policy: &str,
 ) -> Value {
-    let (status, body) = resp;
-    assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "denied", "{body}");
+    let row = assert_decided(t, b, resp, actor, action, target, policy).await;
+    assert_eq!(resp.0, StatusCode::FORBIDDEN, "{}", resp.1);
+    assert_eq!(resp.1["error"]["code"], "denied", "{}", resp.1);
+    assert_ne!(row["outcome"], "inapplicable", "{row}");
+    resp.1.clone()
+}
+
+/// 409 `inapplicable`: the module found the change does not apply to its
+/// target as it stands, naming `policy`; nothing changed but one "denied"
+/// audit row whose outcome says so.
+async fn assert_inapplicable(
+    t: &T,
+    b: &Before,
+    resp: &(StatusCode, Value),
+    actor: &str,
+    action: &str,
+    target: &str,
+    policy: &str,
+) -> Value {
+    let row = assert_decided(t, b, resp, actor, action, target, policy).await;
+    assert_eq!(resp.0, StatusCode::CONFLICT, "{}", resp.1);
+    assert_eq!(resp.1["error"]["code"], "inapplicable", "{}", resp.1);
+    assert_eq!(row["outcome"], "inapplicable", "{row}");
+    resp.1.clone()
+}
+
+/// A refusal the module decided, naming `policy`: nothing changed but one
+/// "denied" audit row, which it returns.
+async fn assert_decided(
+    t: &T,
+    b: &Before,
+    resp: &(StatusCode, Value),
+    actor: &str,
+    action: &str,
+    target: &str,
+    policy: &str,
+) -> Value {
+    let (_, body) = resp;
     assert!(
         policies(&body["error"]["reasons"])
             .iter()
@@ -87,7 +122,7 @@ async fn assert_denied(
     assert_eq!(parse(&row["reasons"]), body["error"]["reasons"]);
     let req = parse(&row["envelope"]);
     assert_eq!(req["facts"]["now"], t.clock.now(), "{req}");
-    body.clone()
+    row.clone()
 }
 
 /// A refusal the store answers (no such link, already used): nothing changes.
@@ -497,32 +532,81 @@ async fn revoke_kills_the_link() {
     assert_eq!(parse(&row["after_state"])["status"], "revoked");
     assert_eq!(invitation(&t, &id).await["status"], "revoked");
     assert_eq!(listed(&t, "eve", "east", &id).await["status"], "revoked");
+    // The dead link is R3's to refuse (409, audited), with what to do.
+    let target = format!("invitation:{id}");
     let b = before(&t).await;
     let resp = accept(&t, "dan", &token).await;
-    assert_refused(&t, &b, &resp, StatusCode::CONFLICT).await;
+    let body = assert_inapplicable(
+        &t,
+        &b,
+        &resp,
+        "dan",
+        "accept_invitation",
+        &target,
+        "R3.accept-revoked",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked: ask an owner or admin of Acme East for a new one"),
+        "{body}"
+    );
     assert!(membership(&t, "east", "dan").await.is_empty());
-    // A revoked invitation is not re-sent either: send a new one.
-    let resp = t
-        .post("eve", &format!("/v1/invitations/{id}/resend"), json!({}))
+    // A revoked invitation is not re-sent nor revoked again: send a new one.
+    for verb in ["resend", "revoke"] {
+        let b = before(&t).await;
+        let resp = t
+            .post("eve", &format!("/v1/invitations/{id}/{verb}"), json!({}))
+            .await;
+        let body = assert_inapplicable(
+            &t,
+            &b,
+            &resp,
+            "eve",
+            &format!("{verb}_invitation"),
+            &target,
+            "R3.revoked",
+        )
         .await;
-    assert_refused(&t, &b, &resp, StatusCode::CONFLICT).await;
+        assert_eq!(
+            body["error"]["message"], "this invitation was revoked: send a new one",
+            "{body}"
+        );
+    }
     // It no longer holds the (account, email) pair.
     invite(&t, "eve", "dan@new.test", "east", "standard").await;
 }
 
 #[tokio::test]
-async fn revoking_an_accepted_invitation_is_a_conflict() {
+async fn revoking_an_accepted_invitation_is_a_409_decided_by_r3() {
     let t = common::acme().await;
-    let b = before(&t).await;
-    let resp = t
-        .post("olivia", "/v1/invitations/inv-accepted/revoke", json!({}))
+    for verb in ["revoke", "resend"] {
+        let b = before(&t).await;
+        let resp = t
+            .post(
+                "olivia",
+                &format!("/v1/invitations/inv-accepted/{verb}"),
+                json!({}),
+            )
+            .await;
+        let body = assert_inapplicable(
+            &t,
+            &b,
+            &resp,
+            "olivia",
+            &format!("{verb}_invitation"),
+            "invitation:inv-accepted",
+            "R3.accepted",
+        )
         .await;
-    assert_refused(&t, &b, &resp, StatusCode::CONFLICT).await;
-    assert_eq!(resp.1["error"]["code"], "conflict");
-    let resp = t
-        .post("olivia", "/v1/invitations/inv-accepted/resend", json!({}))
-        .await;
-    assert_refused(&t, &b, &resp, StatusCode::CONFLICT).await;
+        assert_eq!(
+            body["error"]["message"],
+            "this invitation was already accepted: manage the member instead",
+            "{body}"
+        );
+    }
     // Also for one accepted through the API.
     let (id, token) = invite(&t, "olivia", "dan@new.test", "east", "standard").await;
     new_user(&t, "dan", "dan@new.test").await;
@@ -531,8 +615,32 @@ async fn revoking_an_accepted_invitation_is_a_conflict() {
     let resp = t
         .post("olivia", &format!("/v1/invitations/{id}/revoke"), json!({}))
         .await;
-    assert_refused(&t, &b, &resp, StatusCode::CONFLICT).await;
+    assert_inapplicable(
+        &t,
+        &b,
+        &resp,
+        "olivia",
+        "revoke_invitation",
+        &format!("invitation:{id}"),
+        "R3.accepted",
+    )
+    .await;
     assert_eq!(invitation(&t, &id).await["status"], "accepted");
+    // Someone who may not manage invitations learns only that.
+    let b = before(&t).await;
+    let resp = t
+        .post("bea", &format!("/v1/invitations/{id}/revoke"), json!({}))
+        .await;
+    assert_denied(
+        &t,
+        &b,
+        &resp,
+        "bea",
+        "revoke_invitation",
+        &format!("invitation:{id}"),
+        "R3.manage",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -554,6 +662,85 @@ async fn accepting_twice_answers_already_used() {
         resp.1
     );
     assert_eq!(membership(&t, "east", "dan").await.len(), 1);
+    // A used link is data integrity, not a decision: nothing is audited.
+    assert_eq!(
+        t.int("SELECT COALESCE(MAX(id), 0) FROM audit").await,
+        b.audit
+    );
+}
+
+#[tokio::test]
+async fn the_list_answers_every_invitation_with_the_modules_reasons() {
+    let t = common::acme().await;
+    // A revoked one besides the fixture's pending, expired and accepted ones.
+    let (revoked, _) = invite(&t, "olivia", "gone@new.test", "east", "basic").await;
+    assert_eq!(
+        t.post(
+            "olivia",
+            &format!("/v1/invitations/{revoked}/revoke"),
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let cell = |v: &Value, action: &str| v["actions"][action].clone();
+    let ids = |v: &Value| policies(&v["reasons"]);
+    let pending = listed(&t, "olivia", "agency", "inv-pending").await;
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(
+        cell(&pending, "resend_invitation")["allowed"],
+        true,
+        "{pending}"
+    );
+    assert_eq!(
+        cell(&pending, "revoke_invitation")["allowed"],
+        true,
+        "{pending}"
+    );
+    // Expired: visible for resend (all agency seats are in use: R4 says so), revocable.
+    let expired = listed(&t, "olivia", "agency", "inv-expired").await;
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(
+        ids(&cell(&expired, "resend_invitation")),
+        ["R4.resend-seat-limit"],
+        "{expired}"
+    );
+    assert_eq!(
+        cell(&expired, "revoke_invitation")["allowed"],
+        true,
+        "{expired}"
+    );
+    let accepted = listed(&t, "olivia", "agency", "inv-accepted").await;
+    assert_eq!(accepted["status"], "accepted");
+    for action in ["resend_invitation", "revoke_invitation"] {
+        assert_eq!(ids(&cell(&accepted, action)), ["R3.accepted"], "{accepted}");
+    }
+    let gone = listed(&t, "olivia", "east", &revoked).await;
+    assert_eq!(gone["status"], "revoked");
+    for action in ["resend_invitation", "revoke_invitation"] {
+        assert_eq!(ids(&cell(&gone, action)), ["R3.revoked"], "{gone}");
+    }
+    // The page's question names every listed row, in the list's order.
+    let (_, body) = t.get("olivia", "/v1/accounts/agency/invitations").await;
+    let listed_ids: Vec<Value> = body["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    let asked: Vec<Value> = body["question"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["invitation"].clone())
+        .collect();
+    assert_eq!(listed_ids, asked, "{body}");
+    assert_eq!(listed_ids.len(), 3, "{body}");
+    // Every status is loaded, yet seats count only the live invitation:
+    // 9 memberships and inv-pending fill the agency's 10 seats.
+    let (_, members) = t.get("olivia", "/v1/accounts/agency/members").await;
+    assert_eq!(members["seats"]["in_use"], 10, "{members}");
 }
 
 #[tokio::test]

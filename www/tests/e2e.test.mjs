@@ -284,6 +284,53 @@ test('invite three people at once; only grantable roles are offered', async () =
   });
 });
 
+test('the Invitations page: the module answers every row; what does not apply is left out of the menu, with R3\'s reason', async () => {
+  await withHost(async (host) => {
+    const page = await signIn(browser, host, 'olivia@acme.test');
+    await page.goto(`${host.url}/#/a/agency/invitations`);
+    await page.waitForSelector('tr[data-invitation]');
+    const inv = (email) => page.locator('tr[data-invitation]', { has: page.locator('td[data-label=Email]', { hasText: email }) });
+    const items = async (email) => {
+      await inv(email).locator('.menu-button').click();
+      const menu = inv(email).locator('[role=menu]');
+      await menu.waitFor();
+      const out = {};
+      for (const item of await menu.locator('[role=menuitem]').all()) {
+        out[await item.getAttribute('data-action')] = (await item.getAttribute('aria-disabled')) === 'true' ? await item.locator('.why').textContent() : 'enabled';
+      }
+      await page.keyboard.press('Escape');
+      return out;
+    };
+    // Pending: both offered. Expired: visible for resend (the agency is full, R4 says why), revocable.
+    assert.deepEqual(await items('new@acme.test'), { Resend: 'enabled', Revoke: 'enabled' });
+    const expired = await items('late@acme.test');
+    assert.equal(expired.Revoke, 'enabled');
+    assert.match(expired.Resend, /seats/);
+    // Accepted: nothing applies; no menu, R3's reason instead (no made-up wording).
+    const accepted = inv('sam@acme.test');
+    assert.equal(await accepted.locator('.menu-button').count(), 0);
+    assert.equal(await accepted.locator('td.actions .why').textContent(), 'this invitation was already accepted: manage the member instead');
+    await shot(page, 'invitations-statuses');
+    // Revoke the pending one through its menu: it stays listed as revoked, with nothing left to do.
+    await inv('new@acme.test').locator('.menu-button').click();
+    await inv('new@acme.test').locator('[data-action="Revoke"]').click();
+    await page.locator('.notice.ok').waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll('tr[data-invitation] .status')].some((s) => s.textContent === 'revoked'));
+    assert.equal(await inv('new@acme.test').locator('.status').textContent(), 'revoked');
+    assert.equal(await inv('new@acme.test').locator('.menu-button').count(), 0);
+    assert.equal(await inv('new@acme.test').locator('td.actions .why').textContent(), 'this invitation was revoked: send a new one');
+    // The page's module answers every row exactly as the server did.
+    const same = await page.evaluate(async () => {
+      const data = await (await fetch('/v1/accounts/agency/invitations')).json();
+      const cells = (await window.gatehouse.ask(data.question)).cells;
+      const server = data.invitations.map((v) => data.action_keys.map((k) => v.actions[k]));
+      const mine = cells.map((r) => r.map((d) => ({ allowed: d.allowed, reasons: d.reasons })));
+      return JSON.stringify(server) === JSON.stringify(mine) && server.length === data.invitations.length;
+    });
+    assert.ok(same, 'browser and server decisions agree on every row');
+  });
+});
+
 test('bulk removal shows progress to completion with per-account results', async () => {
   await withHost(async (host) => {
     const page = await signIn(browser, host, 'olivia@acme.test');

@@ -1,8 +1,11 @@
-// Pending and expired invitations of an account, with resend and revoke
-// pre-checked in one batch call.
+// Every invitation of an account (pending, expired, accepted, revoked), with
+// each row's resend and revoke answered by the module in one batch call.
+// An item that does not apply to its row (outcome `inapplicable`: an
+// accepted or revoked invitation) is left out of the menu; a row with
+// nothing left shows the module's reason instead of a menu.
 import { api } from '../api';
 import { ask, type Question } from '../module';
-import { actionMenu, h, table, when } from '../ui';
+import { actionMenu, h, reasonText, table, when, type MenuItem } from '../ui';
 import type { Ctx } from '../app';
 import type { Decision } from '../gen/module';
 
@@ -20,17 +23,18 @@ interface Invitation {
 export async function invitationsPage(ctx: Ctx, account: string): Promise<HTMLElement> {
   const data = await api<{ invitations: Invitation[]; action_keys: string[]; question: Question }>('GET', `/v1/accounts/${encodeURIComponent(account)}/invitations`);
   const answers = await ask(data.question);
-  // The question's rows are the pending ones (expired included), in its order.
+  // The question's targets are the listed rows, in its order.
   const targets = (data.question.targets as { invitation: string }[]).map((t) => t.invitation);
-  const denied = (why: string): Decision => ({ allowed: false, outcome: 'not_permitted', reasons: [{ policy: 'status', message: why }] });
   const rows = data.invitations.map((v) => {
-    const t = targets.indexOf(v.id);
-    const cells = t >= 0 ? answers.cells[t] ?? [] : [];
-    const closed = `this invitation is ${v.status}: nothing to do`;
-    const menu = actionMenu(`Actions for the invitation of ${v.email}`, [
-      { label: 'Resend', decision: cells[0] ?? denied(closed), run: () => ctx.change('POST', `/v1/invitations/${v.id}/resend`, {}, `The invitation of ${v.email} was sent again.`) },
-      { label: 'Revoke', danger: true, decision: cells[1] ?? denied(closed), run: () => ctx.change('POST', `/v1/invitations/${v.id}/revoke`, {}, `The invitation of ${v.email} was revoked.`) },
-    ]);
+    const cells = answers.cells[targets.indexOf(v.id)] ?? [];
+    const offered: { item: Omit<MenuItem, 'decision'>; decision: Decision | undefined }[] = [
+      { item: { label: 'Resend', run: () => ctx.change('POST', `/v1/invitations/${v.id}/resend`, {}, `The invitation of ${v.email} was sent again.`) }, decision: cells[0] },
+      { item: { label: 'Revoke', danger: true, run: () => ctx.change('POST', `/v1/invitations/${v.id}/revoke`, {}, `The invitation of ${v.email} was revoked.`) }, decision: cells[1] },
+    ];
+    // No answer is no item (fail closed); an inapplicable one is no item either.
+    const items: MenuItem[] = offered.flatMap(({ item, decision }) => (decision && decision.outcome !== 'inapplicable' ? [{ ...item, decision }] : []));
+    const why = [...new Set(offered.map(({ decision }) => (decision?.outcome === 'inapplicable' ? reasonText(decision.reasons) : '')).filter((r) => r))];
+    const actions = items.length > 0 ? actionMenu(`Actions for the invitation of ${v.email}`, items) : h('span', { class: 'why' }, why.join('; '));
     return h(
       'tr',
       { 'data-invitation': v.id },
@@ -39,7 +43,7 @@ export async function invitationsPage(ctx: Ctx, account: string): Promise<HTMLEl
       h('td', { 'data-label': 'Status' }, h('span', { class: `status ${v.status}` }, v.status)),
       h('td', { 'data-label': 'Sent' }, when(v.sent_at)),
       h('td', { 'data-label': 'Expires' }, when(v.expires_at)),
-      h('td', { class: 'actions' }, menu),
+      h('td', { class: items.length > 0 ? 'actions' : 'actions note' }, actions),
     );
   });
   return h(
