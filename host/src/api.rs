@@ -105,6 +105,7 @@ pub fn router(host: Host) -> Router {
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/v1/module", get(module))
+        .route("/v1/module/{file}", get(module_by_hash))
         .route("/v1/auth/sign-in", post(sign_in))
         .route("/v1/auth/redeem", post(redeem))
         .route("/v1/auth/sign-out", post(sign_out))
@@ -194,14 +195,18 @@ pub fn router(host: Host) -> Router {
 }
 
 /// Every response names the module the host decides with, so a page that
-/// loaded an older one notices and reloads it.
+/// loaded an older one notices and reloads it. `/v1/module` names them
+/// itself, read with the bytes it sends (a swap in between cannot make the
+/// header disagree with the body).
 async fn announce_module(State(host): State<Host>, mut response: Response) -> Response {
     let h = response.headers_mut();
     for (name, value) in [
         ("x-gatehouse-module-sha256", host.gate.module_sha256()),
         ("x-gatehouse-policy-hash", host.gate.policy_hash()),
     ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        if !h.contains_key(name)
+            && let Ok(v) = HeaderValue::from_str(&value)
+        {
             h.insert(name, v);
         }
     }
@@ -220,16 +225,30 @@ async fn pages(State(host): State<Host>, request: Request) -> Response {
             ) =>
         {
             use tower::ServiceExt;
-            let serve = tower_http::services::ServeDir::new(dir);
+            // `cargo xtask www` writes a `.br` and a `.gz` beside every
+            // file; ServeDir picks one by Accept-Encoding.
+            let serve = tower_http::services::ServeDir::new(dir)
+                .precompressed_br()
+                .precompressed_gzip();
+            let assets = path.starts_with("/assets/");
             match serve.oneshot(request).await {
                 Ok(r) if r.status() == StatusCode::NOT_FOUND => not_found().await.into_response(),
                 Ok(r) => {
                     let mut r = r.into_response();
+                    let h = r.headers_mut();
+                    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
                     // Pages revalidate (they name the module they expect);
-                    // hashed assets under /assets never change.
-                    if !r.headers().contains_key(header::CACHE_CONTROL) {
-                        r.headers_mut()
-                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                    // assets under /assets are named by their content hash
+                    // (Vite) and never change.
+                    if !h.contains_key(header::CACHE_CONTROL) {
+                        h.insert(
+                            header::CACHE_CONTROL,
+                            HeaderValue::from_static(if assets {
+                                "public, max-age=31536000, immutable"
+                            } else {
+                                "no-cache"
+                            }),
+                        );
                     }
                     r
                 }
@@ -284,9 +303,11 @@ async fn method_not_allowed() -> Response {
 
 async fn health(State(host): State<Host>) -> ApiResult<Json<Value>> {
     sqlx::query("SELECT 1").execute(host.store.pool()).await?;
+    let sha = host.gate.module_sha256();
     Ok(Json(json!({
         "status": "ok",
-        "module_sha256": host.gate.module_sha256(),
+        "module_url": crate::wire::url(&sha),
+        "module_sha256": sha,
         "policy_hash": host.gate.policy_hash(),
         "demo": host.settings.demo,
     })))
@@ -303,36 +324,64 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-/// The module bytes. Browsers revalidate with `If-None-Match` (the ETag is
-/// the bytes' sha256) and get 304 until the host loads other bytes.
-async fn module(State(host): State<Host>, headers: axum::http::HeaderMap) -> Response {
-    let (sha, bytes) = host.gate.module();
-    let etag = format!("\"{sha}\"");
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/wasm"),
-            )],
-            bytes.as_ref().clone(),
-        )
-            .into_response()
-    };
+/// The live module, for clients that predate its hash URL: revalidated
+/// every time (`no-cache`, an ETag per encoding), compressed as the request
+/// accepts, with the hashes of exactly the bytes it sends.
+async fn module(State(host): State<Host>, headers: axum::http::HeaderMap) -> ApiResult<Response> {
+    let (wire, policy_hash) = host
+        .gate
+        .live()
+        .ok_or_else(|| ApiError::internal("no module loaded"))?;
+    let mut response = wire.respond(&headers, crate::wire::Cache::Revalidate);
     let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
+    for (name, value) in [
+        ("x-gatehouse-module-sha256", wire.sha256.as_str()),
+        ("x-gatehouse-policy-hash", policy_hash.as_str()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
     }
-    if let Ok(v) = HeaderValue::from_str(&sha) {
-        h.insert("x-gatehouse-module-sha256", v);
-    }
-    response
+    Ok(response)
+}
+
+/// `/v1/module/<sha256>.wasm`: the module with that sha256 — the live one,
+/// one this host served lately, or any published version — cached for a
+/// year (`immutable`): its bytes never change. Any other name is a 404.
+async fn module_by_hash(
+    State(host): State<Host>,
+    Path(file): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    let unknown = || {
+        ApiError::NotFound(format!(
+            "no module `{file}` here: `/health` names the one this host serves (`module_url`)"
+        ))
+    };
+    let sha = crate::wire::sha_of(&file).ok_or_else(unknown)?;
+    let wire = match host.gate.wire_of(sha) {
+        Some(w) => w,
+        None => {
+            let (bytes, precompressed) = crate::versions::module_by_sha256(&host.store, sha)
+                .await?
+                .ok_or_else(unknown)?;
+            // Hashed and its copies decoded before they are served (ms).
+            let wire =
+                tokio::task::spawn_blocking(move || crate::wire::Wire::new(bytes, precompressed))
+                    .await
+                    .map_err(ApiError::internal)?;
+            if wire.sha256 != sha {
+                return Err(ApiError::internal(format!(
+                    "the stored module for `{sha}` hashes to `{}`",
+                    wire.sha256
+                )));
+            }
+            let wire = std::sync::Arc::new(wire);
+            host.gate.remember(wire.clone());
+            wire
+        }
+    };
+    Ok(wire.respond(&headers, crate::wire::Cache::Immutable))
 }
 
 #[derive(Deserialize)]

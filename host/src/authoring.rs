@@ -253,13 +253,16 @@ pub struct Prepared {
     pub module_sha256: String,
     /// The policy bundle's sha256 (what decisions will carry).
     pub policy_hash: String,
+    /// The module's brotli and gzip copies, for the wire.
+    pub precompressed: gatehouse_bake::Precompressed,
     /// What each check said, in order.
     pub log: Vec<String>,
 }
 
 /// Everything publish does before it records: validate, run the decision
 /// tables, prove the properties, bake into `engine` (the bytes of a built
-/// module) and load the baked policies as every host will.
+/// module), load the baked policies as every host will, and compress the
+/// module for the wire (brotli's best quality: the slowest step, seconds).
 pub async fn prepare(dir: &Path, tables: &Path, engine: &[u8]) -> Result<Prepared, String> {
     // Validated once; the tables and the proofs then run on that.
     let mut log = vec![
@@ -293,10 +296,24 @@ pub async fn prepare(dir: &Path, tables: &Path, engine: &[u8]) -> Result<Prepare
         "baked: module sha256 {module_sha256}, policy hash {policy_hash}, {} bytes",
         module.len()
     ));
+    let started = std::time::Instant::now();
+    let (module, precompressed) = tokio::task::spawn_blocking(move || {
+        gatehouse_bake::precompress(&module).map(|p| (module, p))
+    })
+    .await
+    .map_err(|e| format!("error: compressing the module: {e}"))?
+    .map_err(|e| format!("error: compressing the module: {e}"))?;
+    log.push(format!(
+        "compressed for the wire: {} bytes brotli, {} gzip ({:.1} s)",
+        precompressed.br.len(),
+        precompressed.gz.len(),
+        started.elapsed().as_secs_f64()
+    ));
     Ok(Prepared {
         module,
         module_sha256,
         policy_hash,
+        precompressed,
         log,
     })
 }
@@ -315,6 +332,7 @@ pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
         module,
         module_sha256,
         policy_hash,
+        precompressed,
         mut log,
     } = prepare(p.dir, p.tables, &engine).await?;
     if let Some(newest) = crate::versions::newest(store)
@@ -338,6 +356,7 @@ pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
             message: p.message,
             at: p.now,
             rollback_of: None,
+            precompressed: Some(&precompressed),
         },
     )
     .await

@@ -403,8 +403,8 @@ pub async fn publish(
     let author_email = user_email(&check, &p.user);
     let mut tx = host.store.begin_write().await?;
     sqlx::query(
-        "INSERT INTO publish_requests (id, account_id, author, message, base_policy_hash, module, module_sha256, policy_hash, log, status, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        "INSERT INTO publish_requests (id, account_id, author, message, base_policy_hash, module, module_br, module_gz, module_sha256, policy_hash, log, status, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
     )
     .bind(&id)
     .bind(&a.account)
@@ -412,6 +412,8 @@ pub async fn publish(
     .bind(&message)
     .bind(&live_hash)
     .bind(&prepared.module)
+    .bind(&prepared.precompressed.br)
+    .bind(&prepared.precompressed.gz)
     .bind(&prepared.module_sha256)
     .bind(&prepared.policy_hash)
     .bind(serde_json::to_string(&prepared.log).map_err(ApiError::internal)?)
@@ -669,10 +671,12 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
             host.gate.policy_hash()
         )));
     }
-    let module: Vec<u8> = sqlx::query_scalar("SELECT module FROM publish_requests WHERE id = ?")
-        .bind(&id)
-        .fetch_one(host.store.pool())
-        .await?;
+    let stored =
+        sqlx::query("SELECT module, module_br, module_gz FROM publish_requests WHERE id = ?")
+            .bind(&id)
+            .fetch_one(host.store.pool())
+            .await?;
+    let (module, precompressed) = crate::versions::stored(&stored)?;
     let author = user_email(&check, &r.author);
     let approver = user_email(&check, &p.user);
     let mut tx = host.store.begin_write().await?;
@@ -699,6 +703,7 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
             message: &format!("{} (approved by {approver})", r.message),
             at: now,
             rollback_of: None,
+            precompressed: precompressed.as_ref(),
         },
     )
     .await?;
@@ -733,7 +738,7 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
     // This host serves the new version now (compiling it is seconds of
     // CPU, off the async workers); other hosts within their poll interval.
     let gate = host.gate.clone();
-    let swapped = tokio::task::spawn_blocking(move || gate.swap(module))
+    let swapped = tokio::task::spawn_blocking(move || gate.swap(module, precompressed))
         .await
         .map_err(ApiError::internal)?;
     if let Err(e) = swapped {

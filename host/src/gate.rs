@@ -2,21 +2,30 @@
 //! question to the very bytes the browser runs (through wasmtime) and reads
 //! the answer. The loaded module can be swapped while serving.
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
+use gatehouse_bake::Precompressed;
 use gatehouse_policy::json::Answer;
 use gatehouse_policy::{Batch, BatchDecision, Check, Decision};
 use gatehouse_runner::Runner;
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::wire::Wire;
 
-/// The loaded module: the bytes and the compiled runner, swapped together.
+/// The loaded module: the bytes (as served) and the compiled runner,
+/// swapped together.
 struct Loaded {
-    runner: Runner,
-    bytes: Arc<Vec<u8>>,
+    runner: Arc<Runner>,
+    wire: Arc<Wire>,
 }
+
+/// How many modules besides the live one a gate keeps at hand for their
+/// hash URLs (the ones it served before a swap, published versions asked
+/// for lately); older ones are read from the store again.
+const RECENT: usize = 4;
 
 /// The module the host decides with; cheap to clone, shared by every request.
 ///
@@ -26,6 +35,7 @@ struct Loaded {
 #[derive(Clone)]
 pub struct Gate {
     current: Arc<RwLock<Option<Arc<Loaded>>>>,
+    recent: Arc<Mutex<VecDeque<Arc<Wire>>>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -51,16 +61,17 @@ pub struct Decided<T> {
     pub module_hash: String,
 }
 
-fn load(bytes: Vec<u8>) -> Result<Loaded, String> {
-    let runner = Runner::new(&bytes).map_err(|e| e.to_string())?;
+fn load(bytes: Vec<u8>, precompressed: Option<Precompressed>) -> Result<Loaded, String> {
+    let runner = Arc::new(Runner::new(&bytes).map_err(|e| e.to_string())?);
     Ok(Loaded {
         runner,
-        bytes: Arc::new(bytes),
+        wire: Arc::new(Wire::new(bytes, precompressed)),
     })
 }
 
 impl Gate {
-    /// Loads the module file.
+    /// Loads the module file, with the precompressed copies `cargo xtask
+    /// wasm` writes beside it (`.br`, `.gz`) when they decode to it.
     pub fn from_file(path: &Path) -> Result<Gate, String> {
         let bytes = std::fs::read(path).map_err(|e| {
             format!(
@@ -68,13 +79,19 @@ impl Gate {
                 path.display()
             )
         })?;
-        Gate::from_bytes(bytes)
+        let precompressed = gatehouse_bake::wire::read_siblings(path, &bytes);
+        Gate::with(bytes, precompressed)
     }
 
-    /// Loads module bytes.
+    /// Loads module bytes (served uncompressed).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Gate, String> {
+        Gate::with(bytes, None)
+    }
+
+    fn with(bytes: Vec<u8>, precompressed: Option<Precompressed>) -> Result<Gate, String> {
         Ok(Gate {
-            current: Arc::new(RwLock::new(Some(Arc::new(load(bytes)?)))),
+            current: Arc::new(RwLock::new(Some(Arc::new(load(bytes, precompressed)?)))),
+            recent: Arc::default(),
         })
     }
 
@@ -83,19 +100,85 @@ impl Gate {
     pub fn none() -> Gate {
         Gate {
             current: Arc::new(RwLock::new(None)),
+            recent: Arc::default(),
         }
     }
 
     /// Compiles `bytes` and, only if that works, makes them the module every
-    /// later request decides with. Requests already deciding finish with the
+    /// later request decides with (served with `precompressed`, the copies
+    /// made when it was baked). Requests already deciding finish with the
     /// module they took. Slow (a compile): call it off the async runtime.
-    pub fn swap(&self, bytes: Vec<u8>) -> Result<(), String> {
-        let loaded = Arc::new(load(bytes)?);
-        match self.current.write() {
-            Ok(mut c) => *c = Some(loaded),
-            Err(poisoned) => *poisoned.into_inner() = Some(loaded),
+    pub fn swap(&self, bytes: Vec<u8>, precompressed: Option<Precompressed>) -> Result<(), String> {
+        let loaded = Arc::new(load(bytes, precompressed)?);
+        let old = match self.current.write() {
+            Ok(mut c) => c.replace(loaded),
+            Err(poisoned) => poisoned.into_inner().replace(loaded),
+        };
+        // Pages that loaded the old module's URL before the swap still get it.
+        if let Some(old) = old {
+            self.remember(old.wire.clone());
         }
         Ok(())
+    }
+
+    /// The live module, unless it has no precompressed copies: those are
+    /// made now (seconds) and the live module is served with them.
+    pub fn precompress(&self) -> Result<(), String> {
+        let Some(loaded) = self.current() else {
+            return Ok(());
+        };
+        if loaded.wire.br.is_some() && loaded.wire.gz.is_some() {
+            return Ok(());
+        }
+        let p = gatehouse_bake::precompress(&loaded.wire.identity).map_err(|e| e.to_string())?;
+        let wire = Arc::new(Wire::new(loaded.wire.identity.to_vec(), Some(p)));
+        let mut current = match self.current.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Only if no swap came in between.
+        if let Some(live) = current.as_ref()
+            && Arc::ptr_eq(live, &loaded)
+        {
+            let runner = live.runner.clone();
+            *current = Some(Arc::new(Loaded { runner, wire }));
+        }
+        Ok(())
+    }
+
+    /// The live module's bytes as served, with its policy hash.
+    pub fn live(&self) -> Option<(Arc<Wire>, String)> {
+        self.current()
+            .map(|l| (l.wire.clone(), l.runner.policy_hash().to_owned()))
+    }
+
+    /// The bytes of the module whose sha256 is `sha256`, if this gate has
+    /// them at hand: the live one or a recent one ([`Gate::remember`]).
+    pub fn wire_of(&self, sha256: &str) -> Option<Arc<Wire>> {
+        if let Some(l) = self.current()
+            && l.wire.sha256 == sha256
+        {
+            return Some(l.wire.clone());
+        }
+        self.recent_list()
+            .iter()
+            .find(|w| w.sha256 == sha256)
+            .cloned()
+    }
+
+    /// Keeps `wire` at hand for its hash URL (the newest [`RECENT`]).
+    pub fn remember(&self, wire: Arc<Wire>) {
+        let mut recent = self.recent_list();
+        recent.retain(|w| w.sha256 != wire.sha256);
+        recent.push_front(wire);
+        recent.truncate(RECENT);
+    }
+
+    fn recent_list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Wire>>> {
+        match self.recent.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     fn current(&self) -> Option<Arc<Loaded>> {
@@ -105,10 +188,10 @@ impl Gate {
         }
     }
 
-    /// The module's sha256 and bytes, read together (served to browsers).
-    pub fn module(&self) -> (String, Arc<Vec<u8>>) {
+    /// The module's sha256 and bytes, read together.
+    pub fn module(&self) -> (String, axum::body::Bytes) {
         self.current()
-            .map(|l| (l.runner.module_sha256().to_owned(), l.bytes.clone()))
+            .map(|l| (l.runner.module_sha256().to_owned(), l.wire.identity.clone()))
             .unwrap_or_default()
     }
 

@@ -30,6 +30,7 @@ pub mod scim;
 pub mod store;
 pub mod token;
 pub mod versions;
+pub mod wire;
 
 use std::sync::Arc;
 

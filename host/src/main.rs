@@ -315,6 +315,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Ok(None) => {}
                 Err(e) => eprintln!("gatehouse: {e}"),
             }
+            // The module goes out compressed: `cargo xtask wasm` writes
+            // its copies beside it; a module file without them is
+            // compressed here once (brotli's best: seconds).
+            if gate
+                .live()
+                .is_some_and(|(w, _)| w.br.is_none() || w.gz.is_none())
+            {
+                eprintln!(
+                    "gatehouse: no .br/.gz beside `{}` that decode to it (`cargo xtask wasm` writes them): compressing it now",
+                    module.module.display()
+                );
+                let g = gate.clone();
+                tokio::task::spawn_blocking(move || g.precompress())
+                    .await
+                    .map_err(|e| e.to_string())??;
+            }
             let www = if www.join("index.html").is_file() {
                 Some(www)
             } else {

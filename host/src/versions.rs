@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use gatehouse_bake::Precompressed;
 use sqlx::Row;
 
 use crate::gate::Gate;
@@ -66,6 +67,8 @@ pub struct NewVersion<'a> {
     pub at: i64,
     /// Set by [`rollback`].
     pub rollback_of: Option<i64>,
+    /// The module's brotli and gzip copies, made when it was baked.
+    pub precompressed: Option<&'a Precompressed>,
 }
 
 /// Records a new version; it becomes the newest.
@@ -83,8 +86,8 @@ pub async fn insert(
     new: &NewVersion<'_>,
 ) -> Result<Version, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "INSERT INTO policy_versions (module_sha256, policy_hash, author, message, published_at, rollback_of, module) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        "INSERT INTO policy_versions (module_sha256, policy_hash, author, message, published_at, rollback_of, module, module_br, module_gz) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
     ))
     .bind(new.module_sha256)
     .bind(new.policy_hash)
@@ -93,6 +96,8 @@ pub async fn insert(
     .bind(new.at)
     .bind(new.rollback_of)
     .bind(new.module)
+    .bind(new.precompressed.map(|p| p.br.as_slice()))
+    .bind(new.precompressed.map(|p| p.gz.as_slice()))
     .fetch_one(&mut **tx)
     .await?;
     version(&row)
@@ -130,7 +135,48 @@ pub async fn module(store: &Store, version: i64) -> Result<Option<Vec<u8>>, sqlx
         .await
 }
 
-/// Publishes the bytes of `version` again as a new version.
+/// A module as stored: its bytes and, when they were made, its
+/// precompressed copies.
+pub type Stored = (Vec<u8>, Option<Precompressed>);
+
+/// A row's `module`, `module_br` and `module_gz`.
+pub(crate) fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<Stored, sqlx::Error> {
+    let br: Option<Vec<u8>> = row.try_get("module_br")?;
+    let gz: Option<Vec<u8>> = row.try_get("module_gz")?;
+    Ok((
+        row.try_get("module")?,
+        br.zip(gz).map(|(br, gz)| Precompressed { br, gz }),
+    ))
+}
+
+/// One version's module with its precompressed copies.
+pub async fn stored_module(store: &Store, version: i64) -> Result<Option<Stored>, sqlx::Error> {
+    sqlx::query("SELECT module, module_br, module_gz FROM policy_versions WHERE version = ?")
+        .bind(version)
+        .fetch_optional(store.pool())
+        .await?
+        .as_ref()
+        .map(stored)
+        .transpose()
+}
+
+/// The module whose sha256 is `sha256`, if a version published it (what
+/// its hash URL serves).
+pub async fn module_by_sha256(store: &Store, sha256: &str) -> Result<Option<Stored>, sqlx::Error> {
+    sqlx::query(
+        "SELECT module, module_br, module_gz FROM policy_versions WHERE module_sha256 = ? \
+         ORDER BY module_br IS NULL, version DESC LIMIT 1",
+    )
+    .bind(sha256)
+    .fetch_optional(store.pool())
+    .await?
+    .as_ref()
+    .map(stored)
+    .transpose()
+}
+
+/// Publishes the bytes of `version` again as a new version (with its
+/// precompressed copies; made now for a version recorded without them).
 pub async fn rollback(
     store: &Store,
     to: i64,
@@ -139,15 +185,24 @@ pub async fn rollback(
     at: i64,
 ) -> Result<Version, String> {
     let old = sqlx::query(&format!(
-        "SELECT {COLUMNS}, module FROM policy_versions WHERE version = ?"
+        "SELECT {COLUMNS}, module, module_br, module_gz FROM policy_versions WHERE version = ?"
     ))
     .bind(to)
     .fetch_optional(store.pool())
     .await
     .map_err(|e| e.to_string())?
     .ok_or_else(|| format!("there is no version {to}; `gatehouse policy history` lists them"))?;
-    let bytes: Vec<u8> = old.try_get("module").map_err(|e| e.to_string())?;
+    let (bytes, precompressed) = stored(&old).map_err(|e| e.to_string())?;
     let v = version(&old).map_err(|e| e.to_string())?;
+    let (bytes, precompressed) = match precompressed {
+        Some(p) => (bytes, p),
+        None => tokio::task::spawn_blocking(move || {
+            gatehouse_bake::precompress(&bytes).map(|p| (bytes, p))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?,
+    };
     record(
         store,
         &NewVersion {
@@ -158,6 +213,7 @@ pub async fn rollback(
             message,
             at,
             rollback_of: Some(to),
+            precompressed: Some(&precompressed),
         },
     )
     .await
@@ -204,12 +260,12 @@ pub async fn refresh(
     if sha == gate.module_sha256() || Some(sha.as_str()) == skip {
         return Ok(None);
     }
-    let bytes = module(store, newest.version)
+    let (bytes, precompressed) = stored_module(store, newest.version)
         .await
         .map_err(|e| Refresh::Store(e.to_string()))?
         .ok_or_else(|| Refresh::Store(format!("version {} vanished", newest.version)))?;
     let g = gate.clone();
-    tokio::task::spawn_blocking(move || g.swap(bytes))
+    tokio::task::spawn_blocking(move || g.swap(bytes, precompressed))
         .await
         .map_err(|e| Refresh::Store(e.to_string()))?
         .map_err(|e| Refresh::Load {

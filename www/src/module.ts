@@ -1,12 +1,15 @@
 // The page's copy of the one Gatehouse module.
 //
 // Why here: menus are pre-checked by the very bytes the host enforces with.
-// The page downloads the host's current module (`/v1/module`), checks its
-// sha256 against the hash the host announces on every response, and loads
-// it again when the host starts announcing a new one (a published policy).
-// The server stays the enforcer: a pre-check only decides what the page
-// offers, never what happens.
-import { loadGatehouse, type Gatehouse } from '../../dist/loader.mjs';
+// The page downloads the module the host announces on every response
+// (`x-gatehouse-module-sha256`; before any response, `/health`'s
+// `module_url`) from its hash URL, `/v1/module/<sha256>.wasm` — cached by
+// the browser for good, so each module crosses the wire once,
+// brotli-compressed —, compiles it while it streams in, checks the bytes'
+// sha256 against the one the URL names, and loads the new module when the
+// host starts announcing another (a published policy). The server stays the enforcer: a
+// pre-check only decides what the page offers, never what happens.
+import { loadGatehouseStreaming, type Gatehouse } from '../../dist/loader.mjs';
 import type { Answer, BatchDecision } from './gen/module';
 
 /** A batch question as the host hands it out (`question` of a read). */
@@ -21,12 +24,31 @@ const listeners: Array<() => void> = [];
 /** What the page exposes for its tests and benchmark (`window.gatehouse`). */
 export const stats = { batchCalls: 0, loads: 0, lastBatchMs: 0 };
 
+const offline = (status: number) => new Error(`the module download failed (${status}): is the host running?`);
+const hashUrl = (sha256: string) => `/v1/module/${sha256}.wasm`;
+
+/** The URL of the module the host serves now, as `/health` names it. */
+async function liveUrl(): Promise<string> {
+  const health = await fetch('/health', { cache: 'no-store' });
+  if (!health.ok) throw offline(health.status);
+  const { module_url: url } = (await health.json()) as { module_url?: string };
+  if (!url) throw new Error('the host names no module URL in /health: is it an older host?');
+  return url;
+}
+
 async function download(): Promise<Gatehouse> {
-  const response = await fetch('/v1/module', { cache: 'no-cache' });
-  if (!response.ok) throw new Error(`the module download failed (${response.status}): is the host running?`);
-  const expected = response.headers.get('x-gatehouse-module-sha256');
-  const gh = await loadGatehouse(await response.arrayBuffer());
-  if (expected && gh.moduleSha256 !== expected) {
+  // The hash the host announced last (on any API response) names the URL;
+  // with none yet, or one the host no longer has, `/health` names it.
+  let url = announced ? hashUrl(announced) : await liveUrl();
+  let response = await fetch(url);
+  if (response.status === 404 && announced) {
+    url = await liveUrl();
+    response = await fetch(url);
+  }
+  if (!response.ok) throw offline(response.status);
+  const expected = /\/v1\/module\/([0-9a-f]{64})\.wasm$/.exec(url)?.[1];
+  const gh = await loadGatehouseStreaming(response);
+  if (gh.moduleSha256 !== expected) {
     throw new Error(`the downloaded module's sha256 ${gh.moduleSha256} is not the ${expected} the host announced: reload the page`);
   }
   announced = gh.moduleSha256;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { launch, openMenu, row, shot, signIn, startHost } from './harness.mjs';
+import { countStreaming, launch, openMenu, row, shot, signIn, startHost, watchModules } from './harness.mjs';
 
 let browser;
 before(async () => {
@@ -110,20 +110,76 @@ test('a page reloads the module when the host announces another one', async () =
     }, { times: 1 });
     await page.evaluate(() => { location.hash = '#/a/agency/users?again'; });
     await page.waitForFunction(() => window.gatehouse.stats.loads === 2);
-    // The page downloaded the module again and checked it against what /v1/module announced.
+    // The host has no module at that hash: the page asked /health for the
+    // live one's URL and loaded it again, checked against the hash in the URL.
     assert.equal(await page.evaluate(() => window.gatehouse.loaded().moduleSha256), real);
     await page.waitForSelector('table.users');
 
-    // A module whose bytes do not hash to what the host announced is refused.
+    // A module whose bytes do not hash to what its URL names is refused
+    // (here: the real module with a custom section appended, still valid wasm).
     const tampered = await browser.newPage();
-    await tampered.route('**/v1/module', async (route) => {
-      const response = await route.fetch();
-      await route.fulfill({ response, headers: { ...response.headers(), 'x-gatehouse-module-sha256': '0'.repeat(64) } });
+    await tampered.route('**/v1/module/*.wasm', async (route) => {
+      const body = await (await route.fetch()).body();
+      const extra = Buffer.from([0, 5, 4, ...Buffer.from('evil')]);
+      await route.fulfill({ status: 200, body: Buffer.concat([body, extra]), headers: { 'content-type': 'application/wasm' } });
     });
     await tampered.goto(`${host.url}/#/sign-in`);
     const problem = tampered.locator('.problem');
     await problem.waitFor();
-    assert.match(await problem.textContent(), /is not the 0{64} the host announced/);
+    assert.match(await problem.textContent(), new RegExp(`is not the ${real} the host announced`));
+  });
+});
+
+test('the module comes by its hash URL, brotli-compressed and cached for good, compiled while it streams', async () => {
+  await withHost(async (host) => {
+    let seen;
+    const page = await signIn(browser, host, 'ada@acme.test', undefined, {
+      before: async (p) => {
+        await countStreaming(p);
+        seen = watchModules(p);
+      },
+    });
+    const sha = await page.evaluate(() => window.gatehouse.loaded().moduleSha256);
+    // Signing in navigates three times; every load asked for the hash URL.
+    assert.ok(seen.length >= 1, 'the page fetched the module');
+    for (const r of seen) assert.equal(r.path, `/v1/module/${sha}.wasm`, JSON.stringify(seen));
+    const first = seen[0];
+    assert.equal(first.status, 200);
+    assert.equal(first.headers['content-encoding'], 'br');
+    assert.equal(first.headers['cache-control'], 'public, max-age=31536000, immutable');
+    assert.equal(first.headers['content-type'], 'application/wasm');
+    assert.ok(await page.evaluate(() => window.streamed >= 1), 'WebAssembly.compileStreaming compiled it');
+    // This page's load came from the browser's cache: nothing on the wire;
+    // the bytes it holds are the compressed ones, a fifth of the module.
+    const entry = await page.evaluate((url) => {
+      const e = performance.getEntriesByType('resource').find((x) => new URL(x.name).pathname === url);
+      return e && { transfer: e.transferSize, encoded: e.encodedBodySize, decoded: e.decodedBodySize };
+    }, `/v1/module/${sha}.wasm`);
+    assert.ok(entry, 'the module is among the page\'s resources');
+    assert.equal(entry.transfer, 0, `served from the cache: ${JSON.stringify(entry)}`);
+    assert.ok(entry.decoded > 3 * entry.encoded, `compressed: ${JSON.stringify(entry)}`);
+    // The page's JS and CSS are compressed too, and cached for good.
+    const asset = await page.evaluate(async () => {
+      const src = document.querySelector('script[type=module]').getAttribute('src');
+      const r = await fetch(src, { cache: 'no-store' });
+      return { encoding: r.headers.get('content-encoding'), cache: r.headers.get('cache-control'), vary: r.headers.get('vary') };
+    });
+    assert.deepEqual(asset, { encoding: 'br', cache: 'public, max-age=31536000, immutable', vary: 'accept-encoding' });
+
+    // A proxy that sends the module as application/octet-stream: compileStreaming
+    // refuses it and the page compiles the downloaded bytes instead.
+    const other = await browser.newPage();
+    await countStreaming(other);
+    await other.route('**/v1/module/*.wasm', async (route) => {
+      const body = await (await route.fetch()).body();
+      await route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream' } });
+    });
+    await other.goto(`${host.url}/#/sign-in`);
+    await other.waitForSelector('#signin-email');
+    await other.waitForFunction(() => window.gatehouse.loaded() !== null);
+    assert.equal(await other.evaluate(() => window.gatehouse.loaded().moduleSha256), sha);
+    assert.ok(await other.evaluate(() => window.streamed >= 1), 'streaming was tried first');
+    await other.close();
   });
 });
 
@@ -456,7 +512,8 @@ test('the policy editor: live problems and tables in the page, the impact of a c
     assert.ok(await mine.locator('button:text("Approve")').isDisabled(), 'the author cannot approve their own publish');
     await shot(page, 'policies-pending');
     // Oscar, the other owner, approves it: the host swaps and his page loads the new module.
-    const oscar = await signIn(browser, host, 'oscar@acme.test');
+    let modules;
+    const oscar = await signIn(browser, host, 'oscar@acme.test', undefined, { before: (p) => (modules = watchModules(p)) });
     await oscar.click('#policies-link');
     await oscar.waitForSelector('#publish-requests tbody tr');
     await oscar.locator('#publish-requests tbody tr').first().locator('button:text("Approve")').click();
@@ -466,6 +523,14 @@ test('the policy editor: live problems and tables in the page, the impact of a c
     await oscar.waitForFunction((old) => window.gatehouse.loaded()?.policyHash !== old, before, { timeout: 30_000 });
     const after = await oscar.evaluate(() => window.gatehouse.loaded().policyHash);
     assert.ok(published.includes(after.slice(0, 12)), `the page decides with the published policies (${after})`);
+    // The published module came by its own hash URL, brotli-compressed at publish time.
+    const sha = await oscar.evaluate(() => window.gatehouse.loaded().moduleSha256);
+    const fetched = modules.filter((r) => r.path === `/v1/module/${sha}.wasm`);
+    assert.equal(fetched.length, 1, JSON.stringify(modules.map((r) => r.path)));
+    assert.equal(fetched[0].status, 200);
+    assert.equal(fetched[0].headers['content-encoding'], 'br');
+    assert.equal(fetched[0].headers['cache-control'], 'public, max-age=31536000, immutable');
+    assert.ok(!modules.some((r) => r.path === '/v1/module'), 'nothing asked for the unversioned URL');
     await shot(oscar, 'policies-published');
     // The approval is in the audit log, by oscar, under approve_publish.
     await oscar.goto(`${host.url}/#/a/agency/audit?action=approve_publish`);

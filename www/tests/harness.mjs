@@ -62,10 +62,12 @@ export function launch() {
 /**
  * Signs in through the page as a user would: the sign-in form, then the
  * link from the demo mailbox. Returns the page on the Users page.
+ * `before(page)` runs before the first navigation (to watch requests).
  */
-export async function signIn(browser, host, email, viewport = { width: 1280, height: 800 }) {
+export async function signIn(browser, host, email, viewport = { width: 1280, height: 800 }, { before } = {}) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
+  await before?.(page);
   page.on('pageerror', (e) => console.error(`[page error] ${email}: ${e.message}`));
   await page.goto(`${host.url}/#/sign-in`);
   await page.fill('#signin-email', email);
@@ -94,4 +96,26 @@ export async function openMenu(page, user) {
   const menu = row(page, user).locator('[role=menu]');
   await menu.waitFor();
   return menu;
+}
+
+/** Counts `WebAssembly.compileStreaming` calls in `page` (`window.streamed`). */
+export async function countStreaming(page) {
+  await page.addInitScript(() => {
+    const compile = WebAssembly.compileStreaming;
+    window.streamed = 0;
+    WebAssembly.compileStreaming = (...args) => {
+      window.streamed += 1;
+      return compile.apply(WebAssembly, args);
+    };
+  });
+}
+
+/** Records every response for a module URL of `page`: {path, status, headers}. */
+export function watchModules(page) {
+  const seen = [];
+  page.on('response', async (response) => {
+    const path = new URL(response.url()).pathname;
+    if (path.startsWith('/v1/module')) seen.push({ path, status: response.status(), headers: await response.allHeaders() });
+  });
+  return seen;
 }

@@ -4,7 +4,8 @@
 //! `gatehouse policy publish` will use it later; neither may need a Rust
 //! toolchain to change policies. Baking is: read `policies/`, [`check`] it
 //! strictly, append the bundle as the module's `gatehouse.policies` section,
-//! write the module and its sha256. It takes milliseconds.
+//! write the module and its sha256. That takes milliseconds; [`wire`] then
+//! compresses the module once for every host that serves it (seconds).
 //!
 //! [`check`]: gatehouse_policy::check
 
@@ -13,6 +14,10 @@ use std::path::{Path, PathBuf};
 use gatehouse_policy::bundle::{BUNDLE_FORMAT, Bundle, CheckReport, PolicyFile, Problem};
 use gatehouse_policy::engine::hex;
 use sha2::{Digest, Sha256};
+
+pub mod wire;
+
+pub use wire::{Encoding, Precompressed, precompress};
 
 /// Why baking failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +109,8 @@ pub struct Baked {
     pub policy_hash: String,
     /// Module size in bytes.
     pub size: usize,
+    /// The module precompressed, as written beside it (`.br`, `.gz`).
+    pub precompressed: Precompressed,
     /// What the strict check found.
     pub report: CheckReport,
 }
@@ -136,7 +143,10 @@ pub fn bake_bytes(engine: &[u8], bundle: &Bundle) -> Result<BakedBytes, BakeErro
 }
 
 /// Reads `policies`, checks them, bakes them into the engine module at
-/// `engine` and writes the result to `out` and its hash to `out.sha256`.
+/// `engine` and writes the result to `out`, its hash to `out.sha256` and
+/// its precompressed copies to `out.br` and `out.gz` ([`wire::sibling`]).
+/// Copies already there that decode to the new module are kept: the
+/// compression is skipped when the module did not change.
 pub fn bake(policies: &Path, engine: &Path, out: &Path) -> Result<Baked, BakeError> {
     let bundle = read_policies(policies)?;
     let engine_bytes = std::fs::read(engine).map_err(io(engine))?;
@@ -155,11 +165,25 @@ pub fn bake(policies: &Path, engine: &Path, out: &Path) -> Result<Baked, BakeErr
     std::fs::rename(&tmp, out).map_err(io(out))?;
     let sha_path = out.with_extension("wasm.sha256");
     std::fs::write(&sha_path, format!("{module_sha256}\n")).map_err(io(&sha_path))?;
+    let precompressed = match wire::read_siblings(out, &module) {
+        Some(p) => p,
+        None => {
+            let p = precompress(&module).map_err(io(out))?;
+            for e in Encoding::ALL {
+                let path = wire::sibling(out, e);
+                let tmp = wire::sibling(&tmp, e);
+                std::fs::write(&tmp, p.get(e)).map_err(io(&tmp))?;
+                std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            }
+            p
+        }
+    };
     Ok(Baked {
         path: out.to_owned(),
         module_sha256,
         policy_hash,
         size: module.len(),
+        precompressed,
         report,
     })
 }

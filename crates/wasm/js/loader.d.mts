@@ -25,3 +25,10 @@ export interface Gatehouse {
 
 /** Compiles and instantiates the whole `gatehouse.wasm` and loads its policies. */
 export function loadGatehouse(bytes: Uint8Array | ArrayBuffer): Promise<Gatehouse>;
+
+/**
+ * The same from a `fetch` response, compiled while it downloads
+ * (`WebAssembly.compileStreaming`; the bytes are compiled after the download
+ * when the content type is not `application/wasm`).
+ */
+export function loadGatehouseStreaming(response: Response): Promise<Gatehouse>;

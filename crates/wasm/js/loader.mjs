@@ -20,7 +20,37 @@ function hex(buffer) {
  * @returns {Promise<import('./loader.d.mts').Gatehouse>}
  */
 export async function loadGatehouse(bytes) {
-  const module = new WebAssembly.Module(bytes);
+  return instantiate(new WebAssembly.Module(bytes), bytes);
+}
+
+/**
+ * The same from a `fetch` response, compiled while it downloads
+ * (`WebAssembly.compileStreaming`). That needs `Content-Type:
+ * application/wasm`; with another type (a proxy that rewrites it) the bytes
+ * are compiled once they are all there. The sha256 is computed from the same
+ * bytes, read from a copy of the response.
+ * @param {Response} response
+ * @returns {Promise<import('./loader.d.mts').Gatehouse>}
+ */
+export async function loadGatehouseStreaming(response) {
+  const bytes = response.clone().arrayBuffer();
+  let module;
+  try {
+    module = await WebAssembly.compileStreaming(response);
+  } catch (e) {
+    // A TypeError is the response's (content type, body used), not the
+    // module's: a module that does not compile throws a CompileError.
+    if (!(e instanceof TypeError)) throw e;
+    module = await WebAssembly.compile(await bytes);
+  }
+  return instantiate(module, await bytes);
+}
+
+/**
+ * @param {WebAssembly.Module} module
+ * @param {Uint8Array | ArrayBuffer} bytes the bytes `module` was compiled from
+ */
+async function instantiate(module, bytes) {
   const sections = WebAssembly.Module.customSections(module, SECTION);
   if (sections.length !== 1) {
     throw new Error(`the module has ${sections.length} \`${SECTION}\` sections, expected 1: rebuild it with \`cargo xtask wasm\``);

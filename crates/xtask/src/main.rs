@@ -231,6 +231,16 @@ pub(crate) struct Module {
     pub path: PathBuf,
     pub sha256: String,
     pub policy_hash: String,
+    /// Sizes in bytes: raw, gzip -9 and brotli (`.gz`, `.br` beside it).
+    pub sizes: Sizes,
+}
+
+/// A module's size raw and as each encoding puts it on the wire.
+#[derive(Clone, Copy)]
+pub(crate) struct Sizes {
+    pub raw: usize,
+    pub gz: usize,
+    pub br: usize,
 }
 
 /// Builds the engine module and bakes `policies/` into it.
@@ -290,13 +300,19 @@ pub(crate) fn wasm() -> Result<Module> {
     )
     .map_err(|e| e.to_string())?;
     let took = started.elapsed();
+    let sizes = Sizes {
+        raw: baked.size,
+        gz: baked.precompressed.gz.len(),
+        br: baked.precompressed.br.len(),
+    };
     println!(
-        "dist/gatehouse.wasm  {} bytes ({} gzipped)  {} policies, {} actions  baked in {:.1} ms",
-        baked.size,
-        gzipped_len(&std::fs::read(&baked.path).unwrap_or_default()),
+        "dist/gatehouse.wasm  {} bytes raw, {} gzip -9, {} brotli (.gz and .br beside it)  {} policies, {} actions  baked and compressed in {:.1} s",
+        sizes.raw,
+        sizes.gz,
+        sizes.br,
         baked.report.policies,
         baked.report.actions,
-        took.as_secs_f64() * 1000.0
+        took.as_secs_f64()
     );
     println!("module sha256  {}", baked.module_sha256);
     println!("policy hash    {}", baked.policy_hash);
@@ -304,22 +320,16 @@ pub(crate) fn wasm() -> Result<Module> {
         path: baked.path,
         sha256: baked.module_sha256,
         policy_hash: baked.policy_hash,
+        sizes,
     })
 }
 
-/// gzip -9 size.
-pub(crate) fn gzipped_len(bytes: &[u8]) -> usize {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    if enc.write_all(bytes).is_err() {
-        return 0;
-    }
-    enc.finish().map(|v| v.len()).unwrap_or(0)
-}
-
-/// The gzipped module size CI refuses to exceed (a regression guard; the
-/// product target of 1.0 MB is not met yet: see README).
-const SIZE_BUDGET_GZ: usize = 1_300_000;
+/// The module's brotli size CI refuses to exceed: what a browser downloads
+/// (every browser sends `Accept-Encoding: br`; the host serves the `.br`
+/// that `wasm` wrote). 847,555 bytes when it was set: about 6 % headroom, a
+/// regression guard. The product goal is <= 1,000,000 on the wire, 800,000
+/// the stretch (README).
+const SIZE_BUDGET_BR: usize = 900_000;
 
 fn test() -> Result {
     sh(cargo().args(["fmt", "--all", "--check"]))?;
@@ -344,13 +354,15 @@ fn test() -> Result {
     sh(cargo()
         .args(["test", "--quiet"])
         .env("GATEHOUSE_MODULE", &module.path))?;
-    let size = gzipped_len(&std::fs::read(&module.path).map_err(|e| e.to_string())?);
-    if size > SIZE_BUDGET_GZ {
+    let Sizes { raw, gz, br } = module.sizes;
+    if br > SIZE_BUDGET_BR {
         return Err(format!(
-            "the module is {size} bytes gzipped, over the {SIZE_BUDGET_GZ} budget"
+            "the module is {br} bytes under brotli (what browsers download; gzip -9 {gz}, raw {raw}), over the {SIZE_BUDGET_BR} budget"
         ));
     }
-    println!("size budget: {size} <= {SIZE_BUDGET_GZ} bytes gzipped");
+    println!(
+        "size budget: {br} <= {SIZE_BUDGET_BR} bytes brotli, on the wire (gzip -9 {gz}, raw {raw}; goal <= 1,000,000, stretch <= 800,000)"
+    );
     e2e()?;
     let count = vectors::run(&[])?;
     println!("vectors: {count} passed, 0 failed");
