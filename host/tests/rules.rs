@@ -204,6 +204,35 @@ async fn assert_denied(
     body.clone()
 }
 
+/// A change that does not apply to its target as it stands (outcome
+/// `inapplicable`): 409 `inapplicable` whose reasons name `policy` (each
+/// with a message), recorded as one denied audit row, nothing else changed.
+async fn assert_inapplicable(
+    t: &T,
+    b: &Before,
+    resp: &(StatusCode, Value),
+    actor: &str,
+    action: &str,
+    target: &str,
+    policy: &str,
+) -> Value {
+    let (status, body) = resp;
+    assert_eq!(*status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "inapplicable", "{body}");
+    let reasons = &body["error"]["reasons"];
+    assert_eq!(policies(reasons), vec![policy.to_owned()], "{body}");
+    for r in reasons.as_array().unwrap() {
+        assert!(
+            r["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "a reason without a message: {r}"
+        );
+    }
+    let row = assert_denial_recorded(t, b, &format!("user:{actor}"), action, target, policy).await;
+    assert_eq!(body["error"]["audit_id"], row["id"], "{body}");
+    assert_eq!(parse(&row["reasons"]), *reasons);
+    body.clone()
+}
+
 /// A denial hidden from a stranger: 404, recorded, nothing changed.
 async fn assert_hidden(
     t: &T,
@@ -911,6 +940,35 @@ async fn r05_change_role_denied_own_role() {
 }
 
 #[tokio::test]
+async fn r05_change_role_to_the_same_role_is_inapplicable_whoever_asks() {
+    let t = common::acme().await;
+    for actor in ["ada", "bea"] {
+        let b = before(&t).await;
+        let resp = put(
+            &t,
+            actor,
+            "/v1/accounts/agency/members/sam/role",
+            json!({"role": "standard"}),
+        )
+        .await;
+        let body = assert_inapplicable(
+            &t,
+            &b,
+            &resp,
+            actor,
+            "change_role",
+            "membership:agency/sam",
+            "R5.same-role",
+        )
+        .await;
+        assert_eq!(
+            body["error"]["message"], "Sam Standard is already standard in Acme Agency",
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn r05_change_role_denied_basic_member() {
     let t = common::acme().await;
     let b = before(&t).await;
@@ -1095,6 +1153,40 @@ async fn r07_suspend_denied_admin_suspends_owner() {
         "suspend",
         "membership:agency/oscar",
         "R7.owner-by-owner",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn r07_suspending_a_suspended_member_is_inapplicable() {
+    let t = common::acme().await;
+    let b = before(&t).await;
+    let resp = post_empty(&t, "olivia", "/v1/accounts/agency/members/sue/suspend").await;
+    assert_inapplicable(
+        &t,
+        &b,
+        &resp,
+        "olivia",
+        "suspend",
+        "membership:agency/sue",
+        "R7.already-suspended",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn r07_unsuspending_an_active_member_is_inapplicable() {
+    let t = common::acme().await;
+    let b = before(&t).await;
+    let resp = post_empty(&t, "ada", "/v1/accounts/agency/members/bea/unsuspend").await;
+    assert_inapplicable(
+        &t,
+        &b,
+        &resp,
+        "ada",
+        "unsuspend",
+        "membership:agency/bea",
+        "R7.not-suspended",
     )
     .await;
 }
@@ -1570,7 +1662,7 @@ async fn r10_request_denied_already_pending() {
 }
 
 #[tokio::test]
-async fn r10_request_denied_target_not_owner() {
+async fn r10_request_about_a_non_owner_is_inapplicable() {
     let t = common::acme().await;
     let b = before(&t).await;
     let resp = t
@@ -1580,7 +1672,7 @@ async fn r10_request_denied_target_not_owner() {
             json!({"target": "ada", "new_role": "standard"}),
         )
         .await;
-    assert_denied(
+    assert_inapplicable(
         &t,
         &b,
         &resp,

@@ -1,5 +1,6 @@
-// The Users page of an account: every member with a ⋮ menu of every action.
-// The whole table's menus come from one batch call into the page's module.
+// The Users page of an account: every member with a ⋮ menu of every action
+// that applies to them. The whole table's menus come from one batch call
+// into the page's module; what applies is the module's answer too.
 import { api } from '../api';
 import { ask, type Question } from '../module';
 import { actionMenu, dialog, h, reasonText, table, type MenuItem } from '../ui';
@@ -35,6 +36,8 @@ export interface Members {
 }
 
 const ROLES = ['owner', 'admin', 'standard', 'basic'] as const;
+/** Whether an item belongs in a menu: the module did not find it inapplicable to its target. */
+const applies = (d: Decision): boolean => d.outcome !== 'inapplicable';
 /** What an owner-removal request may ask for: a lower role, or removal. */
 const DROP_TO = ['admin', 'standard', 'basic', 'none'] as const;
 
@@ -57,38 +60,36 @@ export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement>
     const who = m.name ?? m.user;
     const member = `${base}/members/${encodeURIComponent(m.user)}`;
     const self = m.user === ctx.me.id;
-    const items: MenuItem[] = [
+    // Every item the row's cells answer; the module decides which apply to
+    // this member as they stand (its own role, its status's opposite, an
+    // owner removal of a non-owner, stepping down or leaving for someone
+    // else are `inapplicable`) and those are left out. A denied item that
+    // applies stays, disabled with its reasons.
+    const removal = DROP_TO.map((r) => ({ role: r, decision: at(cells, `request_owner_removal:${r}`) })).filter((c) => applies(c.decision));
+    const offered: MenuItem[] = [
       {
         label: 'Edit nickname…',
         decision: at(cells, 'edit_nickname'),
         run: () => nicknameDialog(ctx, member, who, m.nickname),
       },
-      ...ROLES.filter((r) => r !== m.role).map((r) => ({
+      ...ROLES.map((r) => ({
         label: `Make ${r}`,
         decision: at(cells, `change_role:${r}`),
         run: () => ctx.change('PUT', `${member}/role`, { role: r }, `${who} is now ${r} of ${acc.name}.`),
       })),
-      m.status === 'suspended'
-        ? { label: 'Unsuspend', decision: at(cells, 'unsuspend'), run: () => ctx.change('POST', `${member}/unsuspend`, {}, `${who} is active again.`) }
-        : { label: 'Suspend', decision: at(cells, 'suspend'), run: () => ctx.change('POST', `${member}/suspend`, {}, `${who} is suspended.`) },
-      ...(m.role === 'owner'
+      { label: 'Suspend', decision: at(cells, 'suspend'), run: () => ctx.change('POST', `${member}/suspend`, {}, `${who} is suspended.`) },
+      { label: 'Unsuspend', decision: at(cells, 'unsuspend'), run: () => ctx.change('POST', `${member}/unsuspend`, {}, `${who} is active again.`) },
+      ...(removal.length > 0
         ? [
-            (() => {
-              const choices = DROP_TO.map((r) => ({ role: r, decision: at(cells, `request_owner_removal:${r}`) }));
-              return {
-                label: 'Request owner removal…',
-                decision: choices.find((c) => c.decision.allowed)?.decision ?? choices[0]!.decision,
-                run: () => ownerRemovalDialog(ctx, base, m.user, who, choices),
-              };
-            })(),
+            {
+              label: 'Request owner removal…',
+              decision: removal.find((c) => c.decision.allowed)?.decision ?? removal[0]!.decision,
+              run: () => ownerRemovalDialog(ctx, base, m.user, who, removal),
+            },
           ]
         : []),
-      ...(self
-        ? [
-            { label: 'Step down to admin', decision: at(cells, 'step_down:admin'), run: () => ctx.change('POST', `${base}/step-down`, { role: 'admin' }, 'You stepped down to admin.') },
-            { label: 'Leave this account', danger: true, decision: at(cells, 'leave'), run: () => confirmThen(`Leave ${acc.name}?`, () => ctx.change('POST', `${base}/leave`, {}, `You left ${acc.name}.`)) },
-          ]
-        : []),
+      { label: 'Step down to admin', decision: at(cells, 'step_down:admin'), run: () => ctx.change('POST', `${base}/step-down`, { role: 'admin' }, 'You stepped down to admin.') },
+      { label: 'Leave this account', danger: true, decision: at(cells, 'leave'), run: () => confirmThen(`Leave ${acc.name}?`, () => ctx.change('POST', `${base}/leave`, {}, `You left ${acc.name}.`)) },
       {
         label: 'Remove from account',
         danger: true,
@@ -96,6 +97,7 @@ export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement>
         run: () => confirmThen(`Remove ${who} from ${acc.name}?`, () => ctx.change('DELETE', member, undefined, `${who} was removed from ${acc.name}.`)),
       },
     ];
+    const items = offered.filter((item) => applies(item.decision));
     return h(
       'tr',
       { 'data-user': m.user },
