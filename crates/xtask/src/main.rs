@@ -386,17 +386,7 @@ fn e2e() -> Result {
     ensure_chromium()?;
     // The policy editor's test publishes: the host proves with cvc5.
     ensure_cvc5()?;
-    sh(embedding(
-        cargo().args([
-            "build",
-            "--quiet",
-            "--package",
-            "gatehouse-host",
-            "--bin",
-            "gatehouse",
-        ]),
-        &module,
-    ))?;
+    build_gatehouse(&module, "--quiet")?;
     let shots = root().join("target/screenshots");
     sh(Command::new("node")
         .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
@@ -417,21 +407,27 @@ fn embedding<'a>(cmd: &'a mut Command, module: &Module) -> &'a mut Command {
     cmd.env("GATEHOUSE_EMBED_MODULE", &module.path)
 }
 
-/// The release binary, carrying the module it was built with: it serves
-/// from any directory without `--module`.
-fn dist() -> Result {
-    let module = wasm()?;
+/// Builds the `gatehouse` binary carrying `module`, with one more cargo
+/// flag (`--quiet`, `--release`).
+fn build_gatehouse(module: &Module, flag: &str) -> Result {
     sh(embedding(
         cargo().args([
             "build",
-            "--release",
+            flag,
             "--package",
             "gatehouse-host",
             "--bin",
             "gatehouse",
         ]),
-        &module,
-    ))?;
+        module,
+    ))
+}
+
+/// The release binary, carrying the module it was built with: it serves
+/// from any directory without `--module`.
+fn dist() -> Result {
+    let module = wasm()?;
+    build_gatehouse(&module, "--release")?;
     println!(
         "built {} carrying module sha256 {}: `gatehouse serve --db FILE` serves it from any directory",
         root().join("target/release/gatehouse").display(),
