@@ -12,7 +12,8 @@
 //!   module's envelopes and answers, from the Rust types;
 //! * `test` — every check CI runs (`.ci/run` calls it);
 //! * `run` — the main job;
-//! * `dist` — the release binary, carrying the module it was built with.
+//! * `dist` — the release binary, carrying the module it was built with;
+//! * `scaling` — the write path simulated at loads this machine cannot make.
 //!
 //! Every install step (the wasm32 target, wasm-bindgen-cli at the crate's
 //! exact version, `npm ci` in `www/`, Debian's `chromium`) is done here,
@@ -23,6 +24,7 @@ use std::process::Command;
 use std::time::Instant;
 
 mod bench;
+mod scaling;
 mod types;
 mod vectors;
 
@@ -50,6 +52,7 @@ fn main() {
         Some("e2e") => e2e(),
         Some("run") => run(&args[1..]),
         Some("dist") => dist(),
+        Some("scaling") => scaling::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -62,7 +65,8 @@ fn main() {
                  types     write www/src/gen/module.ts (TypeScript types of envelopes and answers)\n  \
                  test      run every check CI runs\n  \
                  run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]\n  \
-                 dist      build target/release/gatehouse carrying the module (serves from any directory)"
+                 dist      build target/release/gatehouse carrying the module (serves from any directory)\n  \
+                 scaling   simulate the write path at 1x, 10x and 100x load (docs/scaling.md) [--decide-us N ...]"
             );
             std::process::exit(2);
         }
