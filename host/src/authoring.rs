@@ -234,8 +234,8 @@ pub struct Publish<'a> {
     pub dir: &'a Path,
     /// The decision tables.
     pub tables: &'a Path,
-    /// A built module whose engine the policies are baked into.
-    pub engine: &'a Path,
+    /// A built module's bytes, whose engine the policies are baked into.
+    pub engine: &'a [u8],
     /// Who publishes.
     pub author: &'a str,
     /// Why.
@@ -322,19 +322,13 @@ pub async fn prepare(dir: &Path, tables: &Path, engine: &[u8]) -> Result<Prepare
 /// store as the newest version. Nothing is recorded when any step fails.
 pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
     let start = std::time::Instant::now();
-    let engine = std::fs::read(p.engine).map_err(|e| {
-        format!(
-            "error: cannot read the module `{}`: {e}\n  hint: build it with `cargo xtask wasm`, or name one with --module",
-            p.engine.display()
-        )
-    })?;
     let Prepared {
         module,
         module_sha256,
         policy_hash,
         precompressed,
         mut log,
-    } = prepare(p.dir, p.tables, &engine).await?;
+    } = prepare(p.dir, p.tables, p.engine).await?;
     if let Some(newest) = crate::versions::newest(store)
         .await
         .map_err(|e| e.to_string())?

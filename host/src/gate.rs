@@ -88,6 +88,15 @@ impl Gate {
         Gate::with(bytes, None)
     }
 
+    /// Loads module bytes with their brotli and gzip copies, which the
+    /// caller has checked decode to them.
+    pub fn from_parts(
+        bytes: Vec<u8>,
+        precompressed: Option<Precompressed>,
+    ) -> Result<Gate, String> {
+        Gate::with(bytes, precompressed)
+    }
+
     fn with(bytes: Vec<u8>, precompressed: Option<Precompressed>) -> Result<Gate, String> {
         Ok(Gate {
             current: Arc::new(RwLock::new(Some(Arc::new(load(bytes, precompressed)?)))),

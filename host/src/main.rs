@@ -31,9 +31,64 @@ struct StoreArgs {
 
 #[derive(clap::Args, Clone)]
 struct ModuleArgs {
-    /// The policy module, built by `cargo xtask wasm`.
-    #[arg(long, default_value = "dist/gatehouse.wasm", env = "GATEHOUSE_MODULE")]
-    module: PathBuf,
+    /// The policy module, built by `cargo xtask wasm` [default: the module
+    /// this binary carries, else `dist/gatehouse.wasm`].
+    #[arg(long, env = "GATEHOUSE_MODULE")]
+    module: Option<PathBuf>,
+}
+
+/// The module `GATEHOUSE_EMBED_MODULE` named when this binary was built
+/// (empty when none), and its brotli and gzip copies (see `build.rs`).
+static EMBEDDED: [&[u8]; 3] = [
+    include_bytes!(concat!(env!("OUT_DIR"), "/module.wasm")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/module.wasm.br")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/module.wasm.gz")),
+];
+
+/// Module bytes and where they came from (for messages).
+struct ModuleBytes {
+    bytes: Vec<u8>,
+    precompressed: Option<gatehouse_bake::Precompressed>,
+    from: String,
+}
+
+impl ModuleArgs {
+    /// `--module` when given; else the module this binary carries; else
+    /// `dist/gatehouse.wasm` (a development build in the checkout).
+    fn load(&self) -> Result<ModuleBytes, String> {
+        let [wasm, br, gz] = EMBEDDED;
+        let path = match &self.module {
+            Some(path) => path.clone(),
+            None if !wasm.is_empty() => {
+                use gatehouse_bake::Encoding;
+                let fits = |e, bytes: &[u8]| gatehouse_bake::wire::decodes_to(e, bytes, wasm);
+                return Ok(ModuleBytes {
+                    bytes: wasm.to_vec(),
+                    precompressed: (fits(Encoding::Brotli, br) && fits(Encoding::Gzip, gz)).then(
+                        || gatehouse_bake::Precompressed {
+                            br: br.to_vec(),
+                            gz: gz.to_vec(),
+                        },
+                    ),
+                    from: "the module built into this binary".into(),
+                });
+            }
+            None => PathBuf::from("dist/gatehouse.wasm"),
+        };
+        let bytes = std::fs::read(&path).map_err(|e| {
+            let hint = if self.module.is_some() {
+                "build it with `cargo xtask wasm`"
+            } else {
+                "this binary carries no module: name one with --module FILE (or GATEHOUSE_MODULE), or build a binary that carries one with `cargo xtask dist`"
+            };
+            format!("cannot read the module `{}`: {e}; {hint}", path.display())
+        })?;
+        Ok(ModuleBytes {
+            precompressed: gatehouse_bake::wire::read_siblings(&path, &bytes),
+            bytes,
+            from: format!("`{}`", path.display()),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -281,7 +336,8 @@ async fn open(store: &StoreArgs) -> Result<Store, String> {
 
 /// A host without a module, for commands that decide nothing.
 fn gate_for(module: &ModuleArgs) -> Result<Gate, String> {
-    Gate::from_file(&module.module)
+    let m = module.load()?;
+    Gate::from_parts(m.bytes, m.precompressed)
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -323,8 +379,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .is_some_and(|(w, _)| w.br.is_none() || w.gz.is_none())
             {
                 eprintln!(
-                    "gatehouse: no .br/.gz beside `{}` that decode to it (`cargo xtask wasm` writes them): compressing it now",
-                    module.module.display()
+                    "gatehouse: no .br/.gz copies of {} that decode to it (`cargo xtask wasm` writes them): compressing it now",
+                    module.load()?.from
                 );
                 let g = gate.clone();
                 tokio::task::spawn_blocking(move || g.precompress())
@@ -558,7 +614,7 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
                 &authoring::Publish {
                     dir: &dir,
                     tables: &tables,
-                    engine: &module.module,
+                    engine: &module.load()?.bytes,
                     author: &author(who),
                     message: &message,
                     now,

@@ -8,27 +8,11 @@
 mod common;
 
 use axum::http::Method;
-use common::{T, TempDir, root};
-use gatehouse_host::editor::Authoring;
-use gatehouse_host::{Settings, Store};
+use common::{T, TempDir, editor, root};
+use gatehouse_host::Store;
 use gatehouse_policy::json::Answer;
 use gatehouse_policy::{Check, Decision};
 use serde_json::{Value, json};
-
-/// The Acme host with the editor open to the agency's owners.
-async fn editor() -> T {
-    let mut t = common::acme().await;
-    t.host = t.host.clone().with_settings(Settings {
-        authoring: Some(Authoring {
-            account: "agency".into(),
-            policies: root().join("policies"),
-            tables: root().join("tests/vectors"),
-        }),
-        ..Settings::default()
-    });
-    t.app = t.host.router();
-    t
-}
 
 /// Allowed, denied (twice: one aggregated row), a stranger's attempt (the
 /// host's log), a bulk job's items and a denied publish from the editor.

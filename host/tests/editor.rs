@@ -9,25 +9,8 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{T, root};
-use gatehouse_host::Settings;
-use gatehouse_host::editor::Authoring;
+use common::{T, editor};
 use serde_json::{Value, json};
-
-/// The Acme host with the editor open to the agency's owners.
-async fn editor() -> T {
-    let mut t = common::acme().await;
-    t.host = t.host.clone().with_settings(Settings {
-        authoring: Some(Authoring {
-            account: "agency".into(),
-            policies: root().join("policies"),
-            tables: root().join("tests/vectors"),
-        }),
-        ..Settings::default()
-    });
-    t.app = t.host.router();
-    t
-}
 
 /// `POST /v1/policies/check` as olivia.
 async fn check(t: &T, policies: &Value) -> Value {

@@ -12,6 +12,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::T;
+use common::verdict::*;
 use serde_json::{Value, json};
 
 const DAY: i64 = 24 * 3600;
@@ -19,176 +20,10 @@ const FOURTEEN_DAYS: i64 = 14 * DAY;
 
 // ---------------------------------------------------------------- helpers
 
-struct Before {
-    state: String,
-    audit: i64,
-}
-
-async fn before(t: &T) -> Before {
-    Before {
-        state: t.state().await,
-        audit: t.int("SELECT COALESCE(MAX(id), 0) FROM audit").await,
-    }
-}
-
-fn policies(reasons: &Value) -> Vec<String> {
-    reasons
-        .as_array()
-        .unwrap_or_else(|| panic!("reasons is not an array: {reasons}"))
-        .iter()
-        .map(|r| r["policy"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-fn parse(text: &Value) -> Value {
-    serde_json::from_str(text.as_str().unwrap_or_else(|| panic!("not text: {text}"))).unwrap()
-}
-
-/// 403 `denied` naming `policy`; nothing changed but one "denied" audit row.
-async fn assert_denied(
-    t: &T,
-    b: &Before,
-    resp: &(StatusCode, Value),
-    actor: &str,
-    action: &str,
-    target: &str,
-    policy: &str,
-) -> Value {
-    let row = assert_decided(t, b, resp, actor, action, target, policy).await;
-    assert_eq!(resp.0, StatusCode::FORBIDDEN, "{}", resp.1);
-    assert_eq!(resp.1["error"]["code"], "denied", "{}", resp.1);
-    assert_ne!(row["outcome"], "inapplicable", "{row}");
-    resp.1.clone()
-}
-
-/// 409 `inapplicable`: the module found the change does not apply to its
-/// target as it stands, naming `policy`; nothing changed but one "denied"
-/// audit row whose outcome says so.
-async fn assert_inapplicable(
-    t: &T,
-    b: &Before,
-    resp: &(StatusCode, Value),
-    actor: &str,
-    action: &str,
-    target: &str,
-    policy: &str,
-) -> Value {
-    let row = assert_decided(t, b, resp, actor, action, target, policy).await;
-    assert_eq!(resp.0, StatusCode::CONFLICT, "{}", resp.1);
-    assert_eq!(resp.1["error"]["code"], "inapplicable", "{}", resp.1);
-    assert_eq!(row["outcome"], "inapplicable", "{row}");
-    resp.1.clone()
-}
-
-/// A refusal the module decided, naming `policy`: nothing changed but one
-/// "denied" audit row, which it returns.
-async fn assert_decided(
-    t: &T,
-    b: &Before,
-    resp: &(StatusCode, Value),
-    actor: &str,
-    action: &str,
-    target: &str,
-    policy: &str,
-) -> Value {
-    let (_, body) = resp;
-    assert!(
-        policies(&body["error"]["reasons"])
-            .iter()
-            .any(|p| p == policy),
-        "expected {policy} in {body}"
-    );
-    assert!(
-        t.state().await == b.state,
-        "a denied change changed the stored state"
-    );
-    let rows = t
-        .rows(&format!(
-            "SELECT * FROM audit WHERE id > {} ORDER BY id",
-            b.audit
-        ))
-        .await;
-    assert_eq!(
-        rows.len(),
-        1,
-        "expected exactly one new audit row: {rows:?}"
-    );
-    let row = &rows[0];
-    assert_eq!(row["decision"], "denied", "{row}");
-    assert_eq!(row["actor"], format!("user:{actor}"), "{row}");
-    assert_eq!(row["action"], action, "{row}");
-    assert_eq!(row["target"], target, "{row}");
-    assert_eq!(body["error"]["audit_id"], row["id"]);
-    assert_eq!(parse(&row["reasons"]), body["error"]["reasons"]);
-    let req = parse(&row["envelope"]);
-    assert_eq!(req["facts"]["now"], t.clock.now(), "{req}");
-    row.clone()
-}
-
 /// A refusal the store answers (no such link, already used): nothing changes.
 async fn assert_refused(t: &T, b: &Before, resp: &(StatusCode, Value), status: StatusCode) {
     assert_eq!(resp.0, status, "{}", resp.1);
     assert!(t.state().await == b.state, "a refused change changed state");
-}
-
-/// The newest audit row is an allowed `action` on `target` by `actor`.
-async fn assert_audited(t: &T, actor: &str, action: &str, target: &str, permit: &str) -> Value {
-    let row = t.last_audit().await;
-    assert_eq!(row["actor"], format!("user:{actor}"), "{row}");
-    assert_eq!(row["action"], action, "{row}");
-    assert_eq!(row["target"], target, "{row}");
-    assert_eq!(row["decision"], "allowed", "{row}");
-    assert_eq!(row["source"], "api", "{row}");
-    assert!(
-        row["policy_hash"].as_str().is_some_and(|h| !h.is_empty()),
-        "{row}"
-    );
-    assert!(policies(&parse(&row["reasons"])).contains(&permit.to_owned()));
-    let req = parse(&row["envelope"]);
-    assert_eq!(req["action"], action);
-    assert_eq!(req["facts"]["now"], t.clock.now());
-    row
-}
-
-async fn exec(t: &T, sql: &str) {
-    sqlx::query(sql).execute(t.host.store.pool()).await.unwrap();
-}
-
-/// A signed-up user who is a member of nothing yet.
-async fn new_user(t: &T, id: &str, email: &str) {
-    exec(
-        t,
-        &format!(
-            "INSERT INTO users (id, email, email_lower, name, created_at) VALUES ('{id}', '{email}', '{}', 'New {id}', 0)",
-            email.to_lowercase()
-        ),
-    )
-    .await;
-}
-
-async fn try_invite(
-    t: &T,
-    by: &str,
-    email: &str,
-    account: &str,
-    role: &str,
-) -> (StatusCode, Value) {
-    t.post(
-        by,
-        "/v1/invitations",
-        json!({"emails": [email], "accounts": [{"account": account, "role": role}]}),
-    )
-    .await
-}
-
-/// Invites and returns (invitation id, token).
-async fn invite(t: &T, by: &str, email: &str, account: &str, role: &str) -> (String, String) {
-    let (s, body) = try_invite(t, by, email, account, role).await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    (
-        body["result"]["invitation"].as_str().unwrap().to_owned(),
-        body["result"]["token"].as_str().unwrap().to_owned(),
-    )
 }
 
 async fn accept(t: &T, user: &str, token: &str) -> (StatusCode, Value) {

@@ -23,8 +23,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
-use gatehouse_host::Settings;
-use gatehouse_host::editor::Authoring;
 use gatehouse_policy::facts::{AccountId, UserId};
 use gatehouse_policy::{ActionCall, Actor, Batch, Facts, Params, Source, Target};
 use serde_json::{Value, json};
@@ -245,19 +243,26 @@ fn question_size(q: &Value) -> (usize, usize) {
     (rows, q.to_string().len())
 }
 
-/// The Acme host with the policy editor open to the agency's owners.
-async fn editor() -> T {
-    let mut t = acme().await;
-    t.host = t.host.clone().with_settings(Settings {
-        authoring: Some(Authoring {
-            account: "agency".into(),
-            policies: root().join("policies"),
-            tables: root().join("tests/vectors"),
-        }),
-        ..Settings::default()
-    });
-    t.app = t.host.router();
-    t
+/// The reads every user may try: their own (accounts, me, devices) and each
+/// account's lists.
+fn read_endpoints(accounts: &[&str]) -> Vec<String> {
+    let mut endpoints = vec![
+        "/v1/accounts".to_owned(),
+        "/v1/me".to_owned(),
+        "/v1/me/devices".to_owned(),
+    ];
+    for a in accounts {
+        for what in [
+            "members",
+            "invitations",
+            "owner-removal-requests",
+            "bulk-removals",
+            "audit",
+        ] {
+            endpoints.push(format!("/v1/accounts/{a}/{what}"));
+        }
+    }
+    endpoints
 }
 
 /// The live policies and one more that forbids everything: every recorded
@@ -392,25 +397,12 @@ async fn every_read_shows_each_persona_only_what_the_policies_let_them_see() {
 
     let facts = full_facts(&t, &ACCOUNTS).await;
     let universe = sensitive(&facts);
-    let mut endpoints = vec![
-        "/v1/accounts".to_owned(),
-        "/v1/me".to_owned(),
-        "/v1/me/devices".to_owned(),
+    let mut endpoints = read_endpoints(&ACCOUNTS);
+    endpoints.extend([
         format!("/v1/jobs/{job}"),
         "/v1/policies".to_owned(),
         "/v1/policies/publish-requests".to_owned(),
-    ];
-    for a in ACCOUNTS {
-        for what in [
-            "members",
-            "invitations",
-            "owner-removal-requests",
-            "bulk-removals",
-            "audit",
-        ] {
-            endpoints.push(format!("/v1/accounts/{a}/{what}"));
-        }
-    }
+    ]);
     let Survey {
         mut leaks,
         sizes,
@@ -516,22 +508,7 @@ async fn generated_stores_show_each_user_only_what_the_policies_let_them_see() {
             t.token(u).await;
         }
         let accounts: Vec<&str> = facts.accounts.iter().map(|a| a.id.as_str()).collect();
-        let mut endpoints = vec![
-            "/v1/accounts".to_owned(),
-            "/v1/me".to_owned(),
-            "/v1/me/devices".to_owned(),
-        ];
-        for a in &accounts {
-            for what in [
-                "members",
-                "invitations",
-                "owner-removal-requests",
-                "bulk-removals",
-                "audit",
-            ] {
-                endpoints.push(format!("/v1/accounts/{a}/{what}"));
-            }
-        }
+        let endpoints = read_endpoints(&accounts);
         let full = full_facts(&t, &accounts).await;
         let personas: Vec<&str> = users.iter().map(String::as_str).collect();
         let found = survey(&t, &full, &accounts, &personas, &endpoints).await;

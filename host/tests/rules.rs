@@ -13,35 +13,13 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::T;
+use common::verdict::*;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------- helpers
 
-/// What a denial must leave untouched: the state, and the audit log but for
-/// the one record of the attempt.
-struct Before {
-    state: String,
-    audit: i64,
-}
-
-async fn before(t: &T) -> Before {
-    Before {
-        state: t.state().await,
-        audit: t.int("SELECT COALESCE(MAX(id), 0) FROM audit").await,
-    }
-}
-
-async fn audit_since(t: &T, id: i64) -> Vec<Value> {
-    t.rows(&format!("SELECT * FROM audit WHERE id > {id} ORDER BY id"))
-        .await
-}
-
 async fn audit_count(t: &T) -> i64 {
     t.int("SELECT COUNT(*) FROM audit").await
-}
-
-async fn exec(t: &T, sql: &str) {
-    sqlx::query(sql).execute(t.host.store.pool()).await.unwrap();
 }
 
 async fn put(t: &T, user: &str, path: &str, body: Value) -> (StatusCode, Value) {
@@ -56,36 +34,6 @@ async fn post_empty(t: &T, user: &str, path: &str) -> (StatusCode, Value) {
     t.call(Some(user), Method::POST, path, None).await
 }
 
-/// The policy ids of a reasons array.
-fn policies(reasons: &Value) -> Vec<String> {
-    reasons
-        .as_array()
-        .unwrap_or_else(|| panic!("reasons is not an array: {reasons}"))
-        .iter()
-        .map(|r| r["policy"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-fn parse(text: &Value) -> Value {
-    serde_json::from_str(text.as_str().unwrap_or_else(|| panic!("not text: {text}"))).unwrap()
-}
-
-/// The audit row's `envelope` is the whole question: action and facts.
-fn assert_request_has_facts(t: &T, row: &Value, action: &str) -> Value {
-    let req = parse(&row["envelope"]);
-    assert_eq!(req["action"], action, "{req}");
-    assert_eq!(req["facts"]["now"], t.clock.now(), "{req}");
-    assert!(
-        req["facts"]["users"]
-            .as_array()
-            .is_some_and(|u| !u.is_empty()),
-        "the recorded request carries no facts: {req}"
-    );
-    assert!(req["facts"]["accounts"].is_array(), "{req}");
-    assert!(req["facts"]["memberships"].is_array(), "{req}");
-    req
-}
-
 /// The membership of `user` in `account` as the recorded facts saw it.
 fn fact_membership(req: &Value, account: &str, user: &str) -> Value {
     req["facts"]["memberships"]
@@ -95,173 +43,6 @@ fn fact_membership(req: &Value, account: &str, user: &str) -> Value {
         .find(|m| m["account"] == account && m["user"] == user)
         .cloned()
         .unwrap_or(Value::Null)
-}
-
-/// An allowed change: a success status and a matching "allowed" audit row
-/// whose reasons name `permit`. Returns the audit row.
-async fn assert_allowed(
-    t: &T,
-    resp: &(StatusCode, Value),
-    actor: &str,
-    action: &str,
-    target: &str,
-    permit: &str,
-) -> Value {
-    let (status, body) = resp;
-    assert!(status.is_success(), "{status}: {body}");
-    let row = t.last_audit().await;
-    if let Some(id) = body["audit_id"].as_i64() {
-        assert_eq!(row["id"], id, "the response names another audit row");
-    }
-    assert_eq!(row["actor"], format!("user:{actor}"), "{row}");
-    assert_eq!(row["action"], action, "{row}");
-    assert_eq!(row["target"], target, "{row}");
-    assert_eq!(row["decision"], "allowed", "{row}");
-    assert_eq!(row["source"], "api", "{row}");
-    assert!(
-        row["policy_hash"].as_str().is_some_and(|h| !h.is_empty()),
-        "{row}"
-    );
-    assert!(
-        row["module_hash"].as_str().is_some_and(|h| h.len() == 64),
-        "{row}"
-    );
-    let reasons = parse(&row["reasons"]);
-    assert!(
-        policies(&reasons).iter().any(|p| p == permit),
-        "expected {permit} among {reasons}"
-    );
-    assert_request_has_facts(t, &row, action);
-    row
-}
-
-/// Nothing but one "denied" audit row changed; its reasons name `policy`.
-async fn assert_denial_recorded(
-    t: &T,
-    b: &Before,
-    actor: &str,
-    action: &str,
-    target: &str,
-    policy: &str,
-) -> Value {
-    assert!(
-        t.state().await == b.state,
-        "a denied change changed the stored state"
-    );
-    let rows = audit_since(t, b.audit).await;
-    assert_eq!(
-        rows.len(),
-        1,
-        "expected exactly one new audit row: {rows:?}"
-    );
-    let row = rows[0].clone();
-    assert_eq!(row["decision"], "denied", "{row}");
-    assert_eq!(row["actor"], actor, "{row}");
-    assert_eq!(row["action"], action, "{row}");
-    assert_eq!(row["target"], target, "{row}");
-    assert!(
-        row["policy_hash"].as_str().is_some_and(|h| !h.is_empty()),
-        "{row}"
-    );
-    assert!(row["after_state"].is_null(), "{row}");
-    let reasons = parse(&row["reasons"]);
-    assert!(
-        policies(&reasons).iter().any(|p| p == policy),
-        "expected {policy} among the recorded reasons {reasons}"
-    );
-    assert_request_has_facts(t, &row, action);
-    row
-}
-
-/// A denial: 403 `denied` whose reasons name `policy` (each with a message),
-/// recorded as one audit row, nothing else changed.
-async fn assert_denied(
-    t: &T,
-    b: &Before,
-    resp: &(StatusCode, Value),
-    actor: &str,
-    action: &str,
-    target: &str,
-    policy: &str,
-) -> Value {
-    let (status, body) = resp;
-    assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "denied", "{body}");
-    let reasons = &body["error"]["reasons"];
-    assert!(
-        policies(reasons).iter().any(|p| p == policy),
-        "expected {policy} among {reasons}"
-    );
-    for r in reasons.as_array().unwrap() {
-        assert!(
-            r["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "a reason without a message: {r}"
-        );
-    }
-    let row = assert_denial_recorded(t, b, &format!("user:{actor}"), action, target, policy).await;
-    assert_eq!(body["error"]["audit_id"], row["id"], "{body}");
-    assert_eq!(parse(&row["reasons"]), *reasons);
-    body.clone()
-}
-
-/// A change that does not apply to its target as it stands (outcome
-/// `inapplicable`): 409 `inapplicable` whose reasons name `policy` (each
-/// with a message), recorded as one denied audit row, nothing else changed.
-async fn assert_inapplicable(
-    t: &T,
-    b: &Before,
-    resp: &(StatusCode, Value),
-    actor: &str,
-    action: &str,
-    target: &str,
-    policy: &str,
-) -> Value {
-    let (status, body) = resp;
-    assert_eq!(*status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "inapplicable", "{body}");
-    let reasons = &body["error"]["reasons"];
-    assert_eq!(policies(reasons), vec![policy.to_owned()], "{body}");
-    for r in reasons.as_array().unwrap() {
-        assert!(
-            r["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "a reason without a message: {r}"
-        );
-    }
-    let row = assert_denial_recorded(t, b, &format!("user:{actor}"), action, target, policy).await;
-    assert_eq!(body["error"]["audit_id"], row["id"], "{body}");
-    assert_eq!(parse(&row["reasons"]), *reasons);
-    body.clone()
-}
-
-/// A denial hidden from a stranger: 404, recorded, nothing changed.
-async fn assert_hidden(
-    t: &T,
-    b: &Before,
-    resp: &(StatusCode, Value),
-    actor: &str,
-    action: &str,
-    target: &str,
-    policy: &str,
-) {
-    let (status, body) = resp;
-    assert_eq!(*status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(body["error"]["code"], "not_found", "{body}");
-    assert!(body["error"]["reasons"].is_null(), "{body}");
-    assert_denial_recorded(t, b, &format!("user:{actor}"), action, target, policy).await;
-}
-
-/// A read denied with a 403 and reasons; reads change nothing.
-async fn assert_read_denied(t: &T, b: &Before, resp: &(StatusCode, Value), policy: &str) {
-    let (status, body) = resp;
-    assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "denied", "{body}");
-    assert!(
-        policies(&body["error"]["reasons"])
-            .iter()
-            .any(|p| p == policy),
-        "expected {policy} in {body}"
-    );
-    assert!(t.state().await == b.state);
 }
 
 async fn role_of(t: &T, account: &str, user: &str) -> Option<String> {
@@ -541,32 +322,6 @@ async fn r02_invite_denied_stranger_gets_404() {
 }
 
 // ---------------------------------------------------------------- R3
-
-async fn invite(t: &T, by: &str, email: &str, account: &str, role: &str) -> (String, String) {
-    let (s, body) = t
-        .post(
-            by,
-            "/v1/invitations",
-            json!({"emails": [email], "accounts": [{"account": account, "role": role}]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    (
-        body["result"]["invitation"].as_str().unwrap().to_owned(),
-        body["result"]["token"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn new_user(t: &T, id: &str, email: &str) {
-    exec(
-        t,
-        &format!(
-            "INSERT INTO users (id, email, email_lower, name, created_at) VALUES ('{id}', '{email}', '{}', '{id} New', 0)",
-            email.to_lowercase()
-        ),
-    )
-    .await;
-}
 
 #[tokio::test]
 async fn r03_accept_allowed_with_matching_email() {

@@ -145,8 +145,9 @@ pub fn bake_bytes(engine: &[u8], bundle: &Bundle) -> Result<BakedBytes, BakeErro
 /// Reads `policies`, checks them, bakes them into the engine module at
 /// `engine` and writes the result to `out`, its hash to `out.sha256` and
 /// its precompressed copies to `out.br` and `out.gz` ([`wire::sibling`]).
-/// Copies already there that decode to the new module are kept: the
-/// compression is skipped when the module did not change.
+/// A module file already holding these bytes, and copies already there that
+/// decode to them, are kept: nothing is rewritten and the compression is
+/// skipped when the module did not change.
 pub fn bake(policies: &Path, engine: &Path, out: &Path) -> Result<Baked, BakeError> {
     let bundle = read_policies(policies)?;
     let engine_bytes = std::fs::read(engine).map_err(io(engine))?;
@@ -159,10 +160,14 @@ pub fn bake(policies: &Path, engine: &Path, out: &Path) -> Result<Baked, BakeErr
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    // Write beside and rename, so a reader never sees half a module.
+    // Write beside and rename, so a reader never sees half a module; an
+    // unchanged module is left alone (its mtime too: builds that embed it
+    // are not redone).
     let tmp = out.with_extension("wasm.tmp");
-    std::fs::write(&tmp, &module).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, out).map_err(io(out))?;
+    if std::fs::read(out).ok().as_deref() != Some(module.as_slice()) {
+        std::fs::write(&tmp, &module).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, out).map_err(io(out))?;
+    }
     let sha_path = out.with_extension("wasm.sha256");
     std::fs::write(&sha_path, format!("{module_sha256}\n")).map_err(io(&sha_path))?;
     let precompressed = match wire::read_siblings(out, &module) {

@@ -11,7 +11,9 @@
 //! * `types` — `www/src/gen/module.ts`, the TypeScript types of the
 //!   module's envelopes and answers, from the Rust types;
 //! * `test` — every check CI runs (`.ci/run` calls it);
-//! * `run` — the main job.
+//! * `run` — the main job;
+//! * `dist` — the release binary, carrying the module it was built with;
+//! * `scaling` — the write path simulated at loads this machine cannot make.
 //!
 //! Every install step (the wasm32 target, wasm-bindgen-cli at the crate's
 //! exact version, `npm ci` in `www/`, Debian's `chromium`) is done here,
@@ -22,6 +24,7 @@ use std::process::Command;
 use std::time::Instant;
 
 mod bench;
+mod scaling;
 mod types;
 mod vectors;
 
@@ -48,6 +51,8 @@ fn main() {
         Some("www") => www().map(|_| ()),
         Some("e2e") => e2e(),
         Some("run") => run(&args[1..]),
+        Some("dist") => dist(),
+        Some("scaling") => scaling::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -59,7 +64,9 @@ fn main() {
                  e2e       run the browser tests (pages + real host in Chromium)\n  \
                  types     write www/src/gen/module.ts (TypeScript types of envelopes and answers)\n  \
                  test      run every check CI runs\n  \
-                 run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]"
+                 run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]\n  \
+                 dist      build target/release/gatehouse carrying the module (serves from any directory)\n  \
+                 scaling   simulate the write path at 1x, 10x and 100x load (docs/scaling.md) [--decide-us N ...]"
             );
             std::process::exit(2);
         }
@@ -351,9 +358,7 @@ fn test() -> Result {
     let module = wasm()?;
     // `gatehouse policy prove` and publish ask cvc5.
     ensure_cvc5()?;
-    sh(cargo()
-        .args(["test", "--quiet"])
-        .env("GATEHOUSE_MODULE", &module.path))?;
+    sh(embedding(cargo().args(["test", "--quiet"]), &module).env("GATEHOUSE_MODULE", &module.path))?;
     let Sizes { raw, gz, br } = module.sizes;
     if br > SIZE_BUDGET_BR {
         return Err(format!(
@@ -385,14 +390,7 @@ fn e2e() -> Result {
     ensure_chromium()?;
     // The policy editor's test publishes: the host proves with cvc5.
     ensure_cvc5()?;
-    sh(cargo().args([
-        "build",
-        "--quiet",
-        "--package",
-        "gatehouse-host",
-        "--bin",
-        "gatehouse",
-    ]))?;
+    build_gatehouse(&module, "--quiet")?;
     let shots = root().join("target/screenshots");
     sh(Command::new("node")
         .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
@@ -403,6 +401,42 @@ fn e2e() -> Result {
         .env("CHROMIUM", CHROMIUM)
         .env("SCREENSHOTS", &shots))?;
     println!("browser tests passed; screenshots in {}", shots.display());
+    Ok(())
+}
+
+/// Makes the `gatehouse` binary that `cmd` builds carry `module` (see
+/// `host/build.rs`). Every build of the host here names the same module, so
+/// switching between `test`, `e2e` and `run` rebuilds nothing.
+fn embedding<'a>(cmd: &'a mut Command, module: &Module) -> &'a mut Command {
+    cmd.env("GATEHOUSE_EMBED_MODULE", &module.path)
+}
+
+/// Builds the `gatehouse` binary carrying `module`, with one more cargo
+/// flag (`--quiet`, `--release`).
+fn build_gatehouse(module: &Module, flag: &str) -> Result {
+    sh(embedding(
+        cargo().args([
+            "build",
+            flag,
+            "--package",
+            "gatehouse-host",
+            "--bin",
+            "gatehouse",
+        ]),
+        module,
+    ))
+}
+
+/// The release binary, carrying the module it was built with: it serves
+/// from any directory without `--module`.
+fn dist() -> Result {
+    let module = wasm()?;
+    build_gatehouse(&module, "--release")?;
+    println!(
+        "built {} carrying module sha256 {}: `gatehouse serve --db FILE` serves it from any directory",
+        root().join("target/release/gatehouse").display(),
+        module.sha256
+    );
     Ok(())
 }
 
@@ -422,9 +456,9 @@ fn run(extra: &[String]) -> Result {
     let root = root();
     let db = root.join("gatehouse-demo.db");
     let mut cmd = cargo();
+    embedding(&mut cmd, &module);
     cmd.args([
         "run",
-        "--quiet",
         "--package",
         "gatehouse-host",
         "--bin",

@@ -17,6 +17,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tower::ServiceExt;
 
+pub mod verdict;
+
 /// The module the tests ask: `$GATEHOUSE_MODULE` or `dist/gatehouse.wasm`
 /// (built by `cargo xtask wasm`; `cargo xtask test` builds it first).
 pub fn module_path() -> PathBuf {
@@ -142,6 +144,21 @@ pub async fn acme() -> T {
     let t = empty().await;
     let facts = gatehouse_host::demo::acme().unwrap();
     assert!(gatehouse_host::demo::seed(&t.host, &facts).await.unwrap());
+    t
+}
+
+/// The Acme host with the policy editor open to the agency's owners.
+pub async fn editor() -> T {
+    let mut t = acme().await;
+    t.host = t.host.clone().with_settings(gatehouse_host::Settings {
+        authoring: Some(gatehouse_host::editor::Authoring {
+            account: "agency".into(),
+            policies: root().join("policies"),
+            tables: root().join("tests/vectors"),
+        }),
+        ..gatehouse_host::Settings::default()
+    });
+    t.app = t.host.router();
     t
 }
 
