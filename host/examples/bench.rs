@@ -1,7 +1,7 @@
 //! Host benchmark over loopback: applied changes/s with p50/p99 latency for
 //! a mixed workload, and decisions/s for the members list.
 //!
-//! `cargo run --release -p gatehouse-host --example bench [-- --module M --changes N --clients C]`
+//! `cargo run --release -p gatehouse-host --example bench [-- --module M --changes N --clients C --db postgres://…]`
 //!
 //! A benchmark, not a test: it prints figures and the targets beside them
 //! (>= 2,000 changes/s, p99 <= 10 ms on a 2-core machine) and never fails on them.
@@ -124,9 +124,11 @@ async fn main() -> Result<(), String> {
     let clients: usize = arg("--clients").and_then(|v| v.parse().ok()).unwrap_or(8);
     let dir = std::env::temp_dir().join(format!("gatehouse-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let store = Store::open(&dir.join("bench.db"))
-        .await
-        .map_err(|e| e.to_string())?;
+    // `--db postgres://…` benches a PostgreSQL database (which must be
+    // empty); the default is a new SQLite file.
+    let location =
+        arg("--db").unwrap_or_else(|| dir.join("bench.db").to_string_lossy().into_owned());
+    let store = Store::connect(&location).await.map_err(|e| e.to_string())?;
     let host = Host::new(store, Gate::from_file(&module)?, Clock::system());
     seed(&host).await?;
     let mut tokens = Vec::new();
@@ -208,10 +210,11 @@ async fn main() -> Result<(), String> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort();
-    let audit: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(repeats), 0) FROM audit")
-        .fetch_one(host.store.pool())
-        .await
-        .map_err(|e| e.to_string())?;
+    let audit: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(repeats), 0) AS BIGINT) FROM audit")
+            .fetch_one(host.store.pool())
+            .await
+            .map_err(|e| e.to_string())?;
 
     // Members list: 50 members x 11 actions in one batch call per request.
     let list_token = tokens[ACCOUNTS].clone();

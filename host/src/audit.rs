@@ -54,7 +54,7 @@ async fn insert(tx: &mut Tx, e: &AuditEntry<'_>, decision: &str) -> Result<i64, 
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO audit (at, last_at, repeats, actor, action, account_id, target, decision, outcome, reasons, \
          policy_hash, module_hash, before_state, after_state, source, envelope, job_id) \
-         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
     )
     .bind(e.at)
     .bind(e.at)
@@ -89,8 +89,8 @@ pub async fn record(tx: &mut Tx, e: &AuditEntry<'_>) -> Result<i64, ApiError> {
     }
     let reasons = serde_json::to_string(&e.decision.reasons).map_err(ApiError::internal)?;
     let previous: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM audit WHERE actor = ? AND action = ? AND target = ? AND decision = 'denied' \
-         AND reasons = ? AND source = ? AND last_at >= ? AND job_id IS NULL ORDER BY id DESC LIMIT 1",
+        "SELECT id FROM audit WHERE actor = $1 AND action = $2 AND target = $3 AND decision = 'denied' \
+         AND reasons = $4 AND source = $5 AND last_at >= $6 AND job_id IS NULL ORDER BY id DESC LIMIT 1",
     )
     .bind(&e.actor)
     .bind(&e.action)
@@ -102,7 +102,7 @@ pub async fn record(tx: &mut Tx, e: &AuditEntry<'_>) -> Result<i64, ApiError> {
     .await?;
     match previous {
         Some(id) if e.job.is_none() => {
-            sqlx::query("UPDATE audit SET repeats = repeats + 1, last_at = ? WHERE id = ?")
+            sqlx::query("UPDATE audit SET repeats = repeats + 1, last_at = $1 WHERE id = $2")
                 .bind(e.at)
                 .bind(id)
                 .execute(&mut **tx)
@@ -136,7 +136,7 @@ pub struct AuditQuery {
 
 /// Reads the log of some accounts, newest first.
 pub async fn read(
-    pool: &sqlx::SqlitePool,
+    pool: &crate::store::Pool,
     accounts: &[String],
     q: &AuditQuery,
 ) -> Result<Value, ApiError> {
@@ -144,15 +144,15 @@ pub async fn read(
     let mut sql = format!(
         "SELECT id, at, last_at, repeats, actor, action, account_id, target, decision, outcome, reasons, \
          policy_hash, module_hash, before_state, after_state, source, job_id FROM audit WHERE account_id IN ({})",
-        placeholders(accounts.len())
+        placeholders(1, accounts.len())
     );
     let mut binds: Vec<String> = accounts.to_vec();
     if let Some(a) = &q.action {
-        sql.push_str(" AND action = ?");
+        sql.push_str(&format!(" AND action = ${}", binds.len() + 1));
         binds.push(a.clone());
     }
     if let Some(a) = &q.actor {
-        sql.push_str(" AND actor = ?");
+        sql.push_str(&format!(" AND actor = ${}", binds.len() + 1));
         binds.push(if a.contains(':') {
             a.clone()
         } else {
@@ -160,19 +160,20 @@ pub async fn read(
         });
     }
     if let Some(d) = &q.decision {
-        sql.push_str(" AND decision = ?");
+        sql.push_str(&format!(" AND decision = ${}", binds.len() + 1));
         binds.push(d.clone());
     }
     if let Some(b) = q.before {
-        sql.push_str(" AND id < ?");
-        binds.push(b.to_string());
+        // An integer, written into the text: it compares with an integer
+        // column on every store (PostgreSQL refuses `bigint < text`).
+        sql.push_str(&format!(" AND id < {b}"));
     }
-    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
     let mut query = sqlx::query(&sql);
     for b in &binds {
         query = query.bind(b);
     }
-    let rows = query.bind(limit).fetch_all(pool).await?;
+    let rows = query.fetch_all(pool).await?;
     let mut events = Vec::with_capacity(rows.len());
     let parse = |s: Option<String>| {
         s.and_then(|s| serde_json::from_str::<Value>(&s).ok())

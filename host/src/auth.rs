@@ -62,7 +62,7 @@ pub async fn create_session(
         SESSION_SECONDS
     };
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, kind, label, token_hash, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, user_id, kind, label, token_hash, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(user)
@@ -87,14 +87,14 @@ pub async fn create_session(
 pub async fn request_link(host: &Host, email: &str) -> Result<(), ApiError> {
     let now = host.clock.now();
     let mut tx = host.store.begin_write().await?;
-    let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email_lower = ?")
+    let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email_lower = $1")
         .bind(email.trim().to_lowercase())
         .fetch_optional(&mut *tx)
         .await?;
     if user.is_some() {
         let secret = token::new_secret("ghl");
         sqlx::query(
-            "INSERT INTO sign_in_links (token_hash, email_lower, expires_at) VALUES (?, ?, ?)",
+            "INSERT INTO sign_in_links (token_hash, email_lower, expires_at) VALUES ($1, $2, $3)",
         )
         .bind(token::hash(&secret))
         .bind(email.trim().to_lowercase())
@@ -126,7 +126,7 @@ pub async fn redeem_link(host: &Host, secret: &str, label: &str) -> Result<NewSe
     let now = host.clock.now();
     let mut tx = host.store.begin_write().await?;
     let row = sqlx::query(
-        "SELECT email_lower, expires_at, used_at FROM sign_in_links WHERE token_hash = ?",
+        "SELECT email_lower, expires_at, used_at FROM sign_in_links WHERE token_hash = $1",
     )
     .bind(token::hash(secret))
     .fetch_optional(&mut *tx)
@@ -142,13 +142,21 @@ pub async fn redeem_link(host: &Host, secret: &str, label: &str) -> Result<NewSe
     if used_at.is_some() || expires_at <= now {
         return Err(bad());
     }
-    sqlx::query("UPDATE sign_in_links SET used_at = ? WHERE token_hash = ?")
-        .bind(now)
-        .bind(token::hash(secret))
-        .execute(&mut *tx)
-        .await?;
+    // Used once also when two hosts redeem it at the same instant: the
+    // second UPDATE waits for the first and then matches no row.
+    let claimed = sqlx::query(
+        "UPDATE sign_in_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(token::hash(secret))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed != 1 {
+        return Err(bad());
+    }
     let email: String = row.try_get("email_lower")?;
-    let user: String = sqlx::query_scalar("SELECT id FROM users WHERE email_lower = ?")
+    let user: String = sqlx::query_scalar("SELECT id FROM users WHERE email_lower = $1")
         .bind(&email)
         .fetch_optional(&mut *tx)
         .await?
@@ -198,7 +206,7 @@ pub(crate) async fn insert_token(
     let secret = token::new_secret("ght");
     let csrf = token::random_hex(16);
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, kind, label, token_hash, csrf, created_at, expires_at, scope_accounts, access) VALUES (?, ?, 'api', ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, user_id, kind, label, token_hash, csrf, created_at, expires_at, scope_accounts, access) VALUES ($1, $2, 'api', $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&id)
     .bind(user)
@@ -278,7 +286,7 @@ impl FromRequestParts<Host> for Principal {
             }
         };
         let row =
-            sqlx::query("SELECT id, user_id, csrf, created_at, expires_at, scope_accounts, access FROM sessions WHERE token_hash = ?")
+            sqlx::query("SELECT id, user_id, csrf, created_at, expires_at, scope_accounts, access FROM sessions WHERE token_hash = $1")
                 .bind(token::hash(&secret))
                 .fetch_optional(host.store.pool())
                 .await?
@@ -350,7 +358,7 @@ pub(crate) async fn check_not_signed_out(
     account: &str,
 ) -> Result<(), ApiError> {
     let gone =
-        sqlx::query("SELECT 1 FROM session_revocations WHERE session_id = ? AND account_id = ?")
+        sqlx::query("SELECT 1 FROM session_revocations WHERE session_id = $1 AND account_id = $2")
             .bind(session)
             .bind(account)
             .fetch_optional(&mut **tx)
@@ -371,7 +379,7 @@ pub(crate) async fn check_token_scope(
     account: &str,
 ) -> Result<(), ApiError> {
     let scope: Option<String> =
-        sqlx::query_scalar("SELECT scope_accounts FROM sessions WHERE id = ?")
+        sqlx::query_scalar("SELECT scope_accounts FROM sessions WHERE id = $1")
             .bind(session)
             .fetch_optional(&mut **tx)
             .await?
@@ -394,7 +402,7 @@ pub(crate) async fn sign_out_of_account(
     now: i64,
 ) -> Result<(), ApiError> {
     sqlx::query(
-        "INSERT INTO session_revocations (session_id, account_id, at) SELECT id, ?, ? FROM sessions WHERE user_id = ? \
+        "INSERT INTO session_revocations (session_id, account_id, at) SELECT id, $1, $2 FROM sessions WHERE user_id = $3 \
          ON CONFLICT (session_id, account_id) DO NOTHING",
     )
     .bind(account)
@@ -413,7 +421,7 @@ pub(crate) async fn restore_account(
     account: &str,
 ) -> Result<(), ApiError> {
     sqlx::query(
-        "DELETE FROM session_revocations WHERE account_id = ? AND session_id IN (SELECT id FROM sessions WHERE user_id = ?)",
+        "DELETE FROM session_revocations WHERE account_id = $1 AND session_id IN (SELECT id FROM sessions WHERE user_id = $2)",
     )
     .bind(account)
     .bind(user)
@@ -433,11 +441,11 @@ pub fn session_cookie(secret: &str, secure: bool) -> String {
 /// Deletes the current session (sign out here).
 pub async fn sign_out(host: &Host, session: &str) -> Result<serde_json::Value, ApiError> {
     let mut tx = host.store.begin_write().await?;
-    sqlx::query("DELETE FROM session_revocations WHERE session_id = ?")
+    sqlx::query("DELETE FROM session_revocations WHERE session_id = $1")
         .bind(session)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM sessions WHERE id = ?")
+    sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(session)
         .execute(&mut *tx)
         .await?;

@@ -26,6 +26,10 @@ use crate::token;
 /// Invitations and owner-removal requests last this long.
 pub const FOURTEEN_DAYS: i64 = 14 * 24 * 3600;
 
+/// How often a change runs when the store keeps rolling it back to break
+/// deadlocks (PostgreSQL) before the caller gets 503 `busy`.
+const MAX_TRIES: u64 = 5;
+
 /// A change someone asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -304,7 +308,7 @@ fn target_label(t: &Target) -> String {
 }
 
 async fn require_member(tx: &mut Tx, account: &str, user: &str) -> Result<(), ApiError> {
-    let found = sqlx::query("SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?")
+    let found = sqlx::query("SELECT 1 FROM memberships WHERE account_id = $1 AND user_id = $2")
         .bind(account)
         .bind(user)
         .fetch_optional(&mut **tx)
@@ -332,7 +336,7 @@ struct InvitationRow {
 }
 
 async fn invitation_row(tx: &mut Tx, column: &str, value: &str) -> Result<InvitationRow, ApiError> {
-    let sql = format!("SELECT id, account_id, status FROM invitations WHERE {column} = ?");
+    let sql = format!("SELECT id, account_id, status FROM invitations WHERE {column} = $1");
     let row = sqlx::query(&sql)
         .bind(value)
         .fetch_optional(&mut **tx)
@@ -346,7 +350,7 @@ async fn invitation_row(tx: &mut Tx, column: &str, value: &str) -> Result<Invita
 }
 
 async fn request_row(tx: &mut Tx, id: &str) -> Result<(String, String), ApiError> {
-    let row = sqlx::query("SELECT account_id, status FROM owner_removal_requests WHERE id = ?")
+    let row = sqlx::query("SELECT account_id, status FROM owner_removal_requests WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?
@@ -493,7 +497,7 @@ async fn plan(tx: &mut Tx, change: &Change, attempt: &Attempt) -> Result<Plan, A
         Change::UpdateProfile { .. } => on_self("update_profile"),
         Change::UpdateNotifications { .. } => on_self("update_notifications"),
         Change::SignOutDevice { device } => {
-            let found = sqlx::query("SELECT 1 FROM sessions WHERE id = ?")
+            let found = sqlx::query("SELECT 1 FROM sessions WHERE id = $1")
                 .bind(device)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -619,31 +623,36 @@ fn invitation_plan(action: &'static str, inv: InvitationRow) -> Plan {
     }
 }
 
+/// Whether two scopes read the same agency trees.
+fn same_trees(a: &Scope, b: &Scope) -> bool {
+    a.accounts == b.accounts && a.accounts_of == b.accounts_of && a.subtree_of == b.subtree_of
+}
+
 /// The stored row a target names, as JSON (for before/after in the audit).
 pub(crate) async fn snapshot(tx: &mut Tx, target: &Target) -> Result<Value, ApiError> {
     let (sql, binds): (&str, Vec<&str>) = match target {
         Target::Account(a) => (
-            "SELECT id, name, parent_id, included_seats, extra_seats FROM accounts WHERE id = ?",
+            "SELECT id, name, parent_id, included_seats, extra_seats FROM accounts WHERE id = $1",
             vec![a.as_str()],
         ),
         Target::User(u) => (
-            "SELECT id, email, name, phone, country, notify_email, notify_sms FROM users WHERE id = ?",
+            "SELECT id, email, name, phone, country, notify_email, notify_sms FROM users WHERE id = $1",
             vec![u.as_str()],
         ),
         Target::Membership { account, user } => (
-            "SELECT account_id, user_id, role, status, nickname, managed_by_idp FROM memberships WHERE account_id = ? AND user_id = ?",
+            "SELECT account_id, user_id, role, status, nickname, managed_by_idp FROM memberships WHERE account_id = $1 AND user_id = $2",
             vec![account.as_str(), user.as_str()],
         ),
         Target::Invitation(i) => (
-            "SELECT id, account_id, email, role, invited_by, sent_at, expires_at, status FROM invitations WHERE id = ?",
+            "SELECT id, account_id, email, role, invited_by, sent_at, expires_at, status FROM invitations WHERE id = $1",
             vec![i.as_str()],
         ),
         Target::OwnerRemovalRequest(r) => (
-            "SELECT id, account_id, requested_by, target_id, new_role, status, created_at, expires_at FROM owner_removal_requests WHERE id = ?",
+            "SELECT id, account_id, requested_by, target_id, new_role, status, created_at, expires_at FROM owner_removal_requests WHERE id = $1",
             vec![r.as_str()],
         ),
         Target::Device(d) => (
-            "SELECT id, user_id, kind, label FROM sessions WHERE id = ?",
+            "SELECT id, user_id, kind, label FROM sessions WHERE id = $1",
             vec![d.as_str()],
         ),
     };
@@ -682,10 +691,26 @@ impl Change {
 impl Host {
     /// Performs a change: decide in the module, then apply and audit
     /// atomically, or audit the denial and change nothing else.
+    ///
+    /// On PostgreSQL a transaction the store rolled back to break a
+    /// deadlock runs again, a bounded number of times.
     pub async fn perform(&self, change: Change, attempt: Attempt) -> Result<Applied, ApiError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.perform_once(&change, &attempt).await {
+                Err(ApiError::Busy) if tries < MAX_TRIES => {
+                    tokio::time::sleep(std::time::Duration::from_millis(2 * tries)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn perform_once(&self, change: &Change, attempt: &Attempt) -> Result<Applied, ApiError> {
         let mut tx = self.store.begin_write().await?;
         let now = self.clock.now();
-        let plan = match plan(&mut tx, &change, &attempt).await {
+        let plan = match self.plan_locked(&mut tx, change, attempt).await {
             Ok(p) => p,
             Err(e) => {
                 // Nothing to decide (a row is missing, a link was used): a
@@ -780,8 +805,9 @@ impl Host {
             return Err(ApiError::refused(decision, Some(audit_id)));
         }
         entry.before = snapshot(&mut tx, &plan.target).await?;
-        let applied = match self.apply(&mut tx, &change, &plan, &check, now).await {
+        let applied = match self.apply(&mut tx, change, &plan, &check, now).await {
             Ok(a) => a,
+            Err(ApiError::Busy) => return Err(ApiError::Busy),
             Err(e) => {
                 // Roll back whatever was written, then record the failed attempt.
                 drop(tx);
@@ -816,6 +842,40 @@ impl Host {
             result: applied.result,
             decision,
         })
+    }
+
+    /// Resolves the change to its plan with every agency tree the plan
+    /// reads locked (PostgreSQL; see [`crate::store`]). The plan is made
+    /// once to learn what to lock, then again under the lock, so the rows it
+    /// resolved (a target member, an invitation) are the ones the decision
+    /// sees. SQLite's write transaction already holds the one lock.
+    async fn plan_locked(
+        &self,
+        tx: &mut Tx,
+        change: &Change,
+        attempt: &Attempt,
+    ) -> Result<Plan, ApiError> {
+        let dialect = self.store.dialect();
+        let mut planned = plan(tx, change, attempt).await?;
+        if dialect == crate::store::Dialect::Sqlite {
+            return Ok(planned);
+        }
+        let mut locked: Option<Scope> = None;
+        // A plan's scope comes from the request and from rows that never
+        // move between trees, so the second plan locks nothing new; the
+        // bound only guards against a loop.
+        for _ in 0..3 {
+            if locked
+                .as_ref()
+                .is_some_and(|l| same_trees(l, &planned.scope))
+            {
+                return Ok(planned);
+            }
+            facts::lock(tx, dialect, &planned.scope).await?;
+            locked = Some(planned.scope.clone());
+            planned = plan(tx, change, attempt).await?;
+        }
+        Err(ApiError::Busy)
     }
 
     async fn record_failure(&self, entry: &AuditEntry<'_>, error: &ApiError) {
@@ -874,7 +934,7 @@ impl Host {
                 let secret = token::new_secret("ghi");
                 sqlx::query(
                     "INSERT INTO invitations (id, account_id, email, email_lower, role, invited_by, token_hash, sent_at, expires_at, status) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')",
                 )
                 .bind(&id)
                 .bind(account)
@@ -904,14 +964,14 @@ impl Host {
                 let Target::Invitation(id) = &plan.target else {
                     return Err(ApiError::internal("accept without an invitation"));
                 };
-                let row = sqlx::query("SELECT account_id, role FROM invitations WHERE id = ?")
+                let row = sqlx::query("SELECT account_id, role FROM invitations WHERE id = $1")
                     .bind(id.as_str())
                     .fetch_one(&mut **tx)
                     .await?;
                 let account: String = row.try_get("account_id")?;
                 let role: String = row.try_get("role")?;
                 let exists =
-                    sqlx::query("SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?")
+                    sqlx::query("SELECT 1 FROM memberships WHERE account_id = $1 AND user_id = $2")
                         .bind(&account)
                         .bind(&me)
                         .fetch_optional(&mut **tx)
@@ -923,7 +983,7 @@ impl Host {
                     )));
                 }
                 sqlx::query(
-                    "INSERT INTO memberships (account_id, user_id, role, status, managed_by_idp, created_at) VALUES (?, ?, ?, 'active', 0, ?)",
+                    "INSERT INTO memberships (account_id, user_id, role, status, managed_by_idp, created_at) VALUES ($1, $2, $3, 'active', 0, $4)",
                 )
                 .bind(&account)
                 .bind(&me)
@@ -932,7 +992,7 @@ impl Host {
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query(
-                    "UPDATE invitations SET status = 'accepted', accepted_by = ? WHERE id = ?",
+                    "UPDATE invitations SET status = 'accepted', accepted_by = $1 WHERE id = $2",
                 )
                 .bind(&me)
                 .bind(id.as_str())
@@ -944,7 +1004,7 @@ impl Host {
             Change::ResendInvitation { id } => {
                 let secret = token::new_secret("ghi");
                 sqlx::query(
-                    "UPDATE invitations SET token_hash = ?, sent_at = ?, expires_at = ? WHERE id = ?",
+                    "UPDATE invitations SET token_hash = $1, sent_at = $2, expires_at = $3 WHERE id = $4",
                 )
                 .bind(token::hash(&secret))
                 .bind(now)
@@ -953,7 +1013,7 @@ impl Host {
                 .execute(&mut **tx)
                 .await?;
                 let row =
-                    sqlx::query("SELECT email, account_id, role FROM invitations WHERE id = ?")
+                    sqlx::query("SELECT email, account_id, role FROM invitations WHERE id = $1")
                         .bind(id)
                         .fetch_one(&mut **tx)
                         .await?;
@@ -971,7 +1031,7 @@ impl Host {
                     json!({"invitation": id, "token": secret, "expires_at": now + FOURTEEN_DAYS});
             }
             Change::RevokeInvitation { id } => {
-                sqlx::query("UPDATE invitations SET status = 'revoked' WHERE id = ?")
+                sqlx::query("UPDATE invitations SET status = 'revoked' WHERE id = $1")
                     .bind(id)
                     .execute(&mut **tx)
                     .await?;
@@ -983,7 +1043,7 @@ impl Host {
                 } else {
                     -*quantity
                 };
-                sqlx::query("UPDATE accounts SET extra_seats = extra_seats + ? WHERE id = ?")
+                sqlx::query("UPDATE accounts SET extra_seats = extra_seats + $1 WHERE id = $2")
                     .bind(delta)
                     .bind(account)
                     .execute(&mut **tx)
@@ -1008,7 +1068,7 @@ impl Host {
                 nickname,
             } => {
                 sqlx::query(
-                    "UPDATE memberships SET nickname = ? WHERE account_id = ? AND user_id = ?",
+                    "UPDATE memberships SET nickname = $1 WHERE account_id = $2 AND user_id = $3",
                 )
                 .bind(nickname)
                 .bind(account)
@@ -1060,22 +1120,22 @@ impl Host {
             }
             Change::DeleteProfile => {
                 let accounts: Vec<String> =
-                    sqlx::query_scalar("SELECT account_id FROM memberships WHERE user_id = ?")
+                    sqlx::query_scalar("SELECT account_id FROM memberships WHERE user_id = $1")
                         .bind(&me)
                         .fetch_all(&mut **tx)
                         .await?;
                 for a in &accounts {
                     remove_membership(tx, a, &me, now).await?;
                 }
-                sqlx::query("DELETE FROM session_revocations WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)")
+                sqlx::query("DELETE FROM session_revocations WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)")
                     .bind(&me)
                     .execute(&mut **tx)
                     .await?;
-                sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                     .bind(&me)
                     .execute(&mut **tx)
                     .await?;
-                sqlx::query("DELETE FROM users WHERE id = ?")
+                sqlx::query("DELETE FROM users WHERE id = $1")
                     .bind(&me)
                     .execute(&mut **tx)
                     .await?;
@@ -1087,7 +1147,7 @@ impl Host {
                 country,
             } => {
                 sqlx::query(
-                    "UPDATE users SET name = COALESCE(?, name), phone = COALESCE(?, phone), country = COALESCE(?, country) WHERE id = ?",
+                    "UPDATE users SET name = COALESCE($1, name), phone = COALESCE($2, phone), country = COALESCE($3, country) WHERE id = $4",
                 )
                 .bind(name)
                 .bind(phone)
@@ -1098,7 +1158,7 @@ impl Host {
                 fx.result = json!({"user": me});
             }
             Change::UpdateNotifications { email, sms } => {
-                sqlx::query("UPDATE users SET notify_email = ?, notify_sms = ? WHERE id = ?")
+                sqlx::query("UPDATE users SET notify_email = $1, notify_sms = $2 WHERE id = $3")
                     .bind(i64::from(*email))
                     .bind(i64::from(*sms))
                     .bind(&me)
@@ -1107,11 +1167,11 @@ impl Host {
                 fx.result = json!({"email": email, "sms": sms});
             }
             Change::SignOutDevice { device } => {
-                sqlx::query("DELETE FROM session_revocations WHERE session_id = ?")
+                sqlx::query("DELETE FROM session_revocations WHERE session_id = $1")
                     .bind(device)
                     .execute(&mut **tx)
                     .await?;
-                sqlx::query("DELETE FROM sessions WHERE id = ?")
+                sqlx::query("DELETE FROM sessions WHERE id = $1")
                     .bind(device)
                     .execute(&mut **tx)
                     .await?;
@@ -1148,7 +1208,7 @@ impl Host {
                 let id = token::new_id("orr");
                 sqlx::query(
                     "INSERT INTO owner_removal_requests (id, account_id, requested_by, target_id, new_role, status, created_at, expires_at) \
-                     VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
                 )
                 .bind(&id)
                 .bind(account)
@@ -1175,14 +1235,14 @@ impl Host {
                 fx.result = json!({"request": id, "expires_at": now + FOURTEEN_DAYS});
             }
             Change::ApproveOwnerRemoval { id } => {
-                let row = sqlx::query("SELECT account_id, target_id, new_role, requested_by FROM owner_removal_requests WHERE id = ?")
+                let row = sqlx::query("SELECT account_id, target_id, new_role, requested_by FROM owner_removal_requests WHERE id = $1")
                     .bind(id)
                     .fetch_one(&mut **tx)
                     .await?;
                 let account: String = row.try_get("account_id")?;
                 let target: String = row.try_get("target_id")?;
                 let new_role: String = row.try_get("new_role")?;
-                sqlx::query("UPDATE owner_removal_requests SET status = 'approved' WHERE id = ?")
+                sqlx::query("UPDATE owner_removal_requests SET status = 'approved' WHERE id = $1")
                     .bind(id)
                     .execute(&mut **tx)
                     .await?;
@@ -1193,7 +1253,7 @@ impl Host {
                 }
                 let owners: Vec<String> = sqlx::query_scalar(
                     "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id \
-                     WHERE m.account_id = ? AND m.role = 'owner' AND m.user_id <> ? ORDER BY u.email",
+                     WHERE m.account_id = $1 AND m.role = 'owner' AND m.user_id <> $2 ORDER BY u.email",
                 )
                 .bind(&account)
                 .bind(&target)
@@ -1218,7 +1278,7 @@ impl Host {
                 } else {
                     "cancelled"
                 };
-                sqlx::query("UPDATE owner_removal_requests SET status = ? WHERE id = ?")
+                sqlx::query("UPDATE owner_removal_requests SET status = $1 WHERE id = $2")
                     .bind(status)
                     .bind(id)
                     .execute(&mut **tx)
@@ -1231,14 +1291,14 @@ impl Host {
             }
             Change::Reassign { account, from, to } => {
                 let moved: Vec<String> = sqlx::query_scalar(
-                    "SELECT id FROM resources WHERE account_id = ? AND owner_id = ? ORDER BY id",
+                    "SELECT id FROM resources WHERE account_id = $1 AND owner_id = $2 ORDER BY id",
                 )
                 .bind(account)
                 .bind(from)
                 .fetch_all(&mut **tx)
                 .await?;
                 sqlx::query(
-                    "UPDATE resources SET owner_id = ? WHERE account_id = ? AND owner_id = ?",
+                    "UPDATE resources SET owner_id = $1 WHERE account_id = $2 AND owner_id = $3",
                 )
                 .bind(to)
                 .bind(account)
@@ -1250,7 +1310,7 @@ impl Host {
             Change::ScimProvision { email, name } => {
                 let account = plan.account.clone().unwrap_or_default();
                 let existing: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM users WHERE email_lower = ?")
+                    sqlx::query_scalar("SELECT id FROM users WHERE email_lower = $1")
                         .bind(email.to_lowercase())
                         .fetch_optional(&mut **tx)
                         .await?;
@@ -1259,7 +1319,7 @@ impl Host {
                     None => {
                         let id = token::new_id("usr");
                         sqlx::query(
-                            "INSERT INTO users (id, email, email_lower, name, created_at) VALUES (?, ?, ?, ?, ?)",
+                            "INSERT INTO users (id, email, email_lower, name, created_at) VALUES ($1, $2, $3, $4, $5)",
                         )
                         .bind(&id)
                         .bind(email)
@@ -1272,7 +1332,7 @@ impl Host {
                     }
                 };
                 let member =
-                    sqlx::query("SELECT 1 FROM memberships WHERE account_id = ? AND user_id = ?")
+                    sqlx::query("SELECT 1 FROM memberships WHERE account_id = $1 AND user_id = $2")
                         .bind(&account)
                         .bind(&user)
                         .fetch_optional(&mut **tx)
@@ -1284,7 +1344,7 @@ impl Host {
                     )));
                 }
                 sqlx::query(
-                    "INSERT INTO memberships (account_id, user_id, role, status, managed_by_idp, created_at) VALUES (?, ?, 'basic', 'active', 1, ?)",
+                    "INSERT INTO memberships (account_id, user_id, role, status, managed_by_idp, created_at) VALUES ($1, $2, 'basic', 'active', 1, $3)",
                 )
                 .bind(&account)
                 .bind(&user)
@@ -1348,7 +1408,7 @@ fn inherited_access(check: &Check, account: &str, user: &str) -> Option<String> 
 }
 
 async fn set_role(tx: &mut Tx, account: &str, user: &str, role: &str) -> Result<(), ApiError> {
-    sqlx::query("UPDATE memberships SET role = ? WHERE account_id = ? AND user_id = ?")
+    sqlx::query("UPDATE memberships SET role = $1 WHERE account_id = $2 AND user_id = $3")
         .bind(role)
         .bind(account)
         .bind(user)
@@ -1358,7 +1418,7 @@ async fn set_role(tx: &mut Tx, account: &str, user: &str, role: &str) -> Result<
 }
 
 async fn set_status(tx: &mut Tx, account: &str, user: &str, status: &str) -> Result<(), ApiError> {
-    sqlx::query("UPDATE memberships SET status = ? WHERE account_id = ? AND user_id = ?")
+    sqlx::query("UPDATE memberships SET status = $1 WHERE account_id = $2 AND user_id = $3")
         .bind(status)
         .bind(account)
         .bind(user)
@@ -1375,13 +1435,13 @@ async fn remove_membership(
     user: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM memberships WHERE account_id = ? AND user_id = ?")
+    sqlx::query("DELETE FROM memberships WHERE account_id = $1 AND user_id = $2")
         .bind(account)
         .bind(user)
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "UPDATE invitations SET status = 'revoked' WHERE account_id = ? AND invited_by = ? AND status = 'pending'",
+        "UPDATE invitations SET status = 'revoked' WHERE account_id = $1 AND invited_by = $2 AND status = 'pending'",
     )
     .bind(account)
     .bind(user)

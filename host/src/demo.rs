@@ -47,7 +47,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     let mut accounts: Vec<_> = facts.accounts.iter().collect();
     accounts.sort_by_key(|a| (depth(a.id.as_str()), a.id.clone()));
     for a in accounts {
-        sqlx::query("INSERT INTO accounts (id, name, parent_id, included_seats, extra_seats) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO accounts (id, name, parent_id, included_seats, extra_seats) VALUES ($1, $2, $3, $4, $5)")
             .bind(a.id.as_str())
             .bind(&a.name)
             .bind(a.parent.as_ref().map(|p| p.0.clone()))
@@ -58,7 +58,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     }
     for u in &facts.users {
         sqlx::query(
-            "INSERT INTO users (id, email, email_lower, name, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, email_lower, name, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(u.id.as_str())
         .bind(&u.email)
@@ -70,7 +70,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     }
     for m in &facts.memberships {
         sqlx::query(
-            "INSERT INTO memberships (account_id, user_id, role, status, nickname, managed_by_idp, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO memberships (account_id, user_id, role, status, nickname, managed_by_idp, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(m.account.as_str())
         .bind(m.user.as_str())
@@ -85,7 +85,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     for i in &facts.invitations {
         sqlx::query(
             "INSERT INTO invitations (id, account_id, email, email_lower, role, invited_by, token_hash, sent_at, expires_at, status) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(i.id.as_str())
         .bind(i.account.as_str())
@@ -102,7 +102,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     }
     for r in &facts.resources {
         sqlx::query(
-            "INSERT INTO resources (id, account_id, kind, name, owner_id) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO resources (id, account_id, kind, name, owner_id) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(r.id.as_str())
         .bind(r.account.as_str())
@@ -115,7 +115,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     for r in &facts.owner_removal_requests {
         sqlx::query(
             "INSERT INTO owner_removal_requests (id, account_id, requested_by, target_id, new_role, status, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(r.id.as_str())
         .bind(r.account.as_str())
@@ -132,7 +132,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     // device list and can be signed out.
     for d in &facts.devices {
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, kind, label, token_hash, csrf, created_at, expires_at) VALUES (?, ?, 'browser', ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, kind, label, token_hash, csrf, created_at, expires_at) VALUES ($1, $2, 'browser', $3, $4, $5, $6, $7)",
         )
         .bind(d.id.as_str())
         .bind(d.user.as_str())

@@ -404,7 +404,7 @@ pub async fn publish(
     let mut tx = host.store.begin_write().await?;
     sqlx::query(
         "INSERT INTO publish_requests (id, account_id, author, message, base_policy_hash, module, module_br, module_gz, module_sha256, policy_hash, log, status, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13)",
     )
     .bind(&id)
     .bind(&a.account)
@@ -505,7 +505,7 @@ impl Stored {
 
 const STORED_COLUMNS: &str = "id, author, message, base_policy_hash, policy_hash, module_sha256, status, created_at, expires_at, decided_by, version";
 
-fn stored(row: &sqlx::sqlite::SqliteRow) -> ApiResult<Stored> {
+fn stored(row: &crate::store::StoreRow) -> ApiResult<Stored> {
     use sqlx::Row;
     let status: String = row.try_get("status")?;
     Ok(Stored {
@@ -531,7 +531,7 @@ fn stored(row: &sqlx::sqlite::SqliteRow) -> ApiResult<Stored> {
 
 async fn load_request(host: &Host, account: &str, id: &str) -> ApiResult<Stored> {
     let row = sqlx::query(&format!(
-        "SELECT {STORED_COLUMNS} FROM publish_requests WHERE id = ? AND account_id = ?"
+        "SELECT {STORED_COLUMNS} FROM publish_requests WHERE id = $1 AND account_id = $2"
     ))
     .bind(id)
     .bind(account)
@@ -547,7 +547,7 @@ async fn load_request(host: &Host, account: &str, id: &str) -> ApiResult<Stored>
 pub async fn publish_requests(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
     let a = allowed(&host, &p).await?;
     let rows = sqlx::query(&format!(
-        "SELECT {STORED_COLUMNS} FROM publish_requests WHERE account_id = ? ORDER BY created_at DESC, id DESC LIMIT 50"
+        "SELECT {STORED_COLUMNS} FROM publish_requests WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT 50"
     ))
     .bind(&a.account)
     .fetch_all(host.store.pool())
@@ -623,7 +623,7 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
         };
         let mut tx = host.store.begin_write().await?;
         let changed = sqlx::query(
-            "UPDATE publish_requests SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+            "UPDATE publish_requests SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
         )
         .bind(status)
         .bind(&p.user)
@@ -672,7 +672,7 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
         )));
     }
     let stored =
-        sqlx::query("SELECT module, module_br, module_gz FROM publish_requests WHERE id = ?")
+        sqlx::query("SELECT module, module_br, module_gz FROM publish_requests WHERE id = $1")
             .bind(&id)
             .fetch_one(host.store.pool())
             .await?;
@@ -681,7 +681,7 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
     let approver = user_email(&check, &p.user);
     let mut tx = host.store.begin_write().await?;
     let changed = sqlx::query(
-        "UPDATE publish_requests SET status = 'approved', decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending'",
+        "UPDATE publish_requests SET status = 'approved', decided_by = $1, decided_at = $2 WHERE id = $3 AND status = 'pending'",
     )
     .bind(&p.user)
     .bind(now)
@@ -707,7 +707,7 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
         },
     )
     .await?;
-    sqlx::query("UPDATE publish_requests SET version = ? WHERE id = ?")
+    sqlx::query("UPDATE publish_requests SET version = $1 WHERE id = $2")
         .bind(v.version)
         .bind(&id)
         .execute(&mut *tx)

@@ -57,6 +57,12 @@ pub enum ApiError {
     /// The body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The store broke a deadlock or a serialization conflict by rolling
+    /// this transaction back (PostgreSQL, SQLSTATE `40P01`/`40001`); a
+    /// change is retried a few times before this reaches a caller. Nothing
+    /// was applied.
+    #[error("the store is busy with conflicting changes: nothing was applied, try again")]
+    Busy,
     /// Something broke inside; details go to the log, not the caller.
     #[error("internal error {incident}: the change was not applied, try again")]
     Internal {
@@ -104,6 +110,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +129,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Busy => "busy",
             ApiError::Internal { .. } => "internal",
         }
     }
@@ -143,6 +151,9 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
+        if crate::store::is_retryable(&e) {
+            return ApiError::Busy;
+        }
         ApiError::internal(format!("store: {e}"))
     }
 }

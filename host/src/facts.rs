@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use sqlx::Row;
 
 use crate::error::ApiError;
-use crate::store::{Tx, placeholders};
+use crate::store::{Dialect, Tx, placeholders};
 
 /// What a decision is about; the loader adds ancestors and mentioned users.
 #[derive(Debug, Clone, Default)]
@@ -62,13 +62,53 @@ pub(crate) fn to_word<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     values: &'q [String],
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     for v in values {
         q = q.bind(v);
     }
     q
+}
+
+/// Locks every agency tree `scope` reads, before its facts are read
+/// (PostgreSQL; SQLite's write transaction already holds the one lock).
+/// See [`crate::store`] for why.
+///
+/// A profile-wide scope (`accounts_of`) reads every tree its user is a
+/// member of; the memberships are read again once the trees are locked,
+/// and a tree joined meanwhile is locked too.
+pub async fn lock(tx: &mut Tx, dialect: Dialect, scope: &Scope) -> Result<(), ApiError> {
+    if dialect == Dialect::Sqlite {
+        return Ok(());
+    }
+    let mut seeds: Vec<String> = scope.accounts.iter().cloned().collect();
+    seeds.extend(scope.subtree_of.iter().cloned());
+    let mut locked = BTreeSet::new();
+    loop {
+        let mut wanted = seeds.clone();
+        if let Some(user) = &scope.accounts_of {
+            let rows = sqlx::query("SELECT account_id FROM memberships WHERE user_id = $1")
+                .bind(user)
+                .fetch_all(&mut **tx)
+                .await?;
+            for r in rows {
+                wanted.push(r.try_get("account_id")?);
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        wanted.retain(|a| !locked.contains(a));
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let roots = crate::store::lock_trees(tx, dialect, &wanted).await?;
+        locked.extend(wanted);
+        locked.extend(roots);
+        if scope.accounts_of.is_none() {
+            return Ok(());
+        }
+    }
 }
 
 /// Loads the facts for `scope` (plus `actor`, a user id) at time `now`.
@@ -80,7 +120,7 @@ pub async fn load(
 ) -> Result<Facts, ApiError> {
     let mut seeds: Vec<String> = scope.accounts.iter().cloned().collect();
     if let Some(user) = &scope.accounts_of {
-        let rows = sqlx::query("SELECT account_id FROM memberships WHERE user_id = ?")
+        let rows = sqlx::query("SELECT account_id FROM memberships WHERE user_id = $1")
             .bind(user)
             .fetch_all(&mut **tx)
             .await?;
@@ -90,7 +130,7 @@ pub async fn load(
     }
     if let Some(root) = &scope.subtree_of {
         let rows = sqlx::query(
-            "WITH RECURSIVE down(id) AS (SELECT id FROM accounts WHERE id = ? \
+            "WITH RECURSIVE down(id) AS (SELECT id FROM accounts WHERE id = $1 \
              UNION SELECT a.id FROM accounts a JOIN down ON a.parent_id = down.id) SELECT id FROM down",
         )
         .bind(root)
@@ -108,7 +148,7 @@ pub async fn load(
         "WITH RECURSIVE up(id) AS (SELECT id FROM accounts WHERE id IN ({}) \
          UNION SELECT a.parent_id FROM accounts a JOIN up ON a.id = up.id WHERE a.parent_id IS NOT NULL) \
          SELECT id, name, parent_id, included_seats, extra_seats FROM accounts WHERE id IN (SELECT id FROM up) ORDER BY id",
-        placeholders(seeds.len())
+        placeholders(1, seeds.len())
     );
     let rows = bind_all(sqlx::query(&sql), &seeds)
         .fetch_all(&mut **tx)
@@ -124,7 +164,7 @@ pub async fn load(
         });
     }
     let ids: Vec<String> = accounts.iter().map(|a| a.id.0.clone()).collect();
-    let inlist = placeholders(ids.len());
+    let inlist = placeholders(1, ids.len());
 
     let sql = format!(
         "SELECT account_id, user_id, role, status, nickname, managed_by_idp FROM memberships \
@@ -176,7 +216,7 @@ pub async fn load(
     );
     let mut binds = ids.clone();
     if let Some(u) = &scope.accounts_of {
-        sql.push_str(" OR owner_id = ?");
+        sql.push_str(&format!(" OR owner_id = ${}", binds.len() + 1));
         binds.push(u.clone());
     }
     sql.push_str(" ORDER BY id");
@@ -206,7 +246,7 @@ pub async fn load(
             "WITH RECURSIVE up(id) AS (SELECT id FROM accounts WHERE id IN ({}) \
              UNION SELECT a.parent_id FROM accounts a JOIN up ON a.id = up.id WHERE a.parent_id IS NOT NULL) \
              SELECT id, name, parent_id, included_seats, extra_seats FROM accounts WHERE id IN (SELECT id FROM up) ORDER BY id",
-            placeholders(extra.len())
+            placeholders(1, extra.len())
         );
         for r in bind_all(sqlx::query(&sql), &extra)
             .fetch_all(&mut **tx)
@@ -242,10 +282,10 @@ pub async fn load(
     let mut device_ids: Vec<String> = scope.devices.iter().cloned().collect();
     let mut device_sql = format!(
         "SELECT id, user_id, label FROM sessions WHERE id IN ({})",
-        placeholders(device_ids.len())
+        placeholders(1, device_ids.len())
     );
     if let Some(a) = actor {
-        device_sql.push_str(" OR user_id = ?");
+        device_sql.push_str(&format!(" OR user_id = ${}", device_ids.len() + 1));
         device_ids.push(a.to_owned());
     }
     device_sql.push_str(" ORDER BY id");
@@ -265,7 +305,7 @@ pub async fn load(
     let user_ids: Vec<String> = users.into_iter().collect();
     let sql = format!(
         "SELECT id, email, name FROM users WHERE id IN ({}) ORDER BY id",
-        placeholders(user_ids.len())
+        placeholders(1, user_ids.len())
     );
     let mut out_users = Vec::with_capacity(user_ids.len());
     for r in bind_all(sqlx::query(&sql), &user_ids)
@@ -294,7 +334,7 @@ pub async fn load(
 
 /// An invitation row.
 pub(crate) fn invitation(
-    r: &sqlx::sqlite::SqliteRow,
+    r: &crate::store::StoreRow,
     invited_by: String,
 ) -> Result<Invitation, ApiError> {
     Ok(Invitation {
@@ -310,7 +350,7 @@ pub(crate) fn invitation(
 }
 
 /// An owner-removal request row.
-pub(crate) fn request(r: &sqlx::sqlite::SqliteRow) -> Result<OwnerRemovalRequest, ApiError> {
+pub(crate) fn request(r: &crate::store::StoreRow) -> Result<OwnerRemovalRequest, ApiError> {
     Ok(OwnerRemovalRequest {
         id: RequestId(r.try_get("id")?),
         account: AccountId(r.try_get("account_id")?),
@@ -364,7 +404,7 @@ pub(crate) fn subtree<'f>(facts: &'f Facts, account: &'f str) -> BTreeSet<&'f st
 /// Does the account row exist? (Data integrity: whether the caller may know
 /// it exists is the module's to say.)
 pub(crate) async fn account_exists(tx: &mut Tx, account: &str) -> Result<bool, ApiError> {
-    let found = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+    let found = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
         .bind(account)
         .fetch_optional(&mut **tx)
         .await?;

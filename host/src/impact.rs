@@ -243,14 +243,14 @@ pub async fn replay(
 ) -> Result<Report, String> {
     use futures_util::TryStreamExt as _;
     let since_at = since.unwrap_or(i64::MIN);
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit WHERE at >= ?")
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit WHERE at >= $1")
         .bind(since_at)
         .fetch_one(store.pool())
         .await
         .map_err(|e| e.to_string())?;
     let mut rows = sqlx::query(
         "SELECT id, at, repeats, action, account_id, decision, reasons, envelope, request \
-         FROM audit WHERE at >= ? ORDER BY id",
+         FROM audit WHERE at >= $1 ORDER BY id",
     )
     .bind(since_at)
     .fetch(store.pool());

@@ -27,7 +27,7 @@ pub(crate) async fn create(
 ) -> Result<(String, usize), ApiError> {
     let id = crate::token::new_id("job");
     sqlx::query(
-        "INSERT INTO jobs (id, kind, actor_id, account_id, user_id, status, created_at) VALUES (?, 'bulk_remove', ?, ?, ?, 'running', ?)",
+        "INSERT INTO jobs (id, kind, actor_id, account_id, user_id, status, created_at) VALUES ($1, 'bulk_remove', $2, $3, $4, 'running', $5)",
     )
     .bind(&id)
     .bind(actor)
@@ -38,9 +38,9 @@ pub(crate) async fn create(
     .await?;
     let n = sqlx::query(
         "INSERT INTO job_items (job_id, account_id, status) \
-         WITH RECURSIVE down(id) AS (SELECT id FROM accounts WHERE id = ? \
+         WITH RECURSIVE down(id) AS (SELECT id FROM accounts WHERE id = $1 \
            UNION SELECT a.id FROM accounts a JOIN down ON a.parent_id = down.id) \
-         SELECT ?, m.account_id, 'pending' FROM memberships m WHERE m.user_id = ? AND m.account_id IN (SELECT id FROM down)",
+         SELECT $2, m.account_id, 'pending' FROM memberships m WHERE m.user_id = $3 AND m.account_id IN (SELECT id FROM down)",
     )
     .bind(agency)
     .bind(&id)
@@ -63,8 +63,8 @@ pub(crate) async fn finish_item(
     now: i64,
 ) -> Result<(), ApiError> {
     let done = sqlx::query(
-        "UPDATE job_items SET status = ?, reasons = ?, audit_id = ?, done_at = ? \
-         WHERE job_id = ? AND account_id = ? AND status = 'pending'",
+        "UPDATE job_items SET status = $1, reasons = $2, audit_id = $3, done_at = $4 \
+         WHERE job_id = $5 AND account_id = $6 AND status = 'pending'",
     )
     .bind(status)
     .bind(reasons.to_string())
@@ -97,7 +97,7 @@ impl Host {
             let actor: String = job.try_get("actor_id")?;
             let user: String = job.try_get("user_id")?;
             let items: Vec<String> = sqlx::query_scalar(
-                "SELECT account_id FROM job_items WHERE job_id = ? AND status = 'pending' ORDER BY account_id",
+                "SELECT account_id FROM job_items WHERE job_id = $1 AND status = 'pending' ORDER BY account_id",
             )
             .bind(&id)
             .fetch_all(self.store.pool())
@@ -129,13 +129,13 @@ impl Host {
             }
             let mut tx = self.store.begin_write().await?;
             let left: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM job_items WHERE job_id = ? AND status = 'pending'",
+                "SELECT COUNT(*) FROM job_items WHERE job_id = $1 AND status = 'pending'",
             )
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
             if left == 0 {
-                sqlx::query("UPDATE jobs SET status = 'done', finished_at = ? WHERE id = ? AND status = 'running'")
+                sqlx::query("UPDATE jobs SET status = 'done', finished_at = $1 WHERE id = $2 AND status = 'running'")
                     .bind(self.clock.now())
                     .bind(&id)
                     .execute(&mut *tx)
@@ -148,14 +148,14 @@ impl Host {
 
     /// A job's progress and per-account report.
     pub async fn job_report(&self, id: &str) -> Result<(String, Value), ApiError> {
-        let job = sqlx::query("SELECT id, account_id, user_id, actor_id, status, created_at, finished_at FROM jobs WHERE id = ?")
+        let job = sqlx::query("SELECT id, account_id, user_id, actor_id, status, created_at, finished_at FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(self.store.pool())
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
         let account: String = job.try_get("account_id")?;
         let rows = sqlx::query(
-            "SELECT account_id, status, reasons, audit_id, done_at FROM job_items WHERE job_id = ? ORDER BY account_id",
+            "SELECT account_id, status, reasons, audit_id, done_at FROM job_items WHERE job_id = $1 ORDER BY account_id",
         )
         .bind(id)
         .fetch_all(self.store.pool())

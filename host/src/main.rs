@@ -18,15 +18,33 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct StoreArgs {
-    /// The SQLite database file (created with its tables when missing);
-    /// `--store sqlite://FILE` says the same.
+    /// The store: a SQLite database file (created with its tables when
+    /// missing; `sqlite://FILE` says the same) or a PostgreSQL database
+    /// `postgres://USER@HOST:PORT/DB` (which must exist; its tables are made
+    /// on first use). Several hosts may share one PostgreSQL database.
     #[arg(
         long,
         alias = "store",
         default_value = "gatehouse.db",
         env = "GATEHOUSE_DB"
     )]
-    db: PathBuf,
+    db: String,
+}
+
+impl StoreArgs {
+    /// The store as shown to a person: a URL's password left out.
+    fn shown(&self) -> String {
+        match (self.db.find("://"), self.db.rfind('@')) {
+            (Some(s), Some(at)) if gatehouse_host::store::is_postgres(&self.db) => {
+                let creds = &self.db[s + 3..at];
+                match creds.split_once(':') {
+                    Some((user, _)) => format!("{}{user}:***{}", &self.db[..s + 3], &self.db[at..]),
+                    None => self.db.clone(),
+                }
+            }
+            _ => self.db.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -310,15 +328,14 @@ async fn main() -> ExitCode {
 }
 
 fn store_path(store: &StoreArgs) -> PathBuf {
-    let path = store.db.to_string_lossy();
-    PathBuf::from(path.strip_prefix("sqlite://").unwrap_or(&path))
+    PathBuf::from(store.db.strip_prefix("sqlite://").unwrap_or(&store.db))
 }
 
 /// Opens a store that must already exist: reading a new, empty one would
 /// only hide a mistyped path.
 async fn open_existing(store: &StoreArgs) -> Result<Store, String> {
     let path = store_path(store);
-    if !path.is_file() {
+    if !gatehouse_host::store::is_postgres(&store.db) && !path.is_file() {
         return Err(format!(
             "no store at `{}`: point --store (or $GATEHOUSE_DB) at the server's database file",
             path.display()
@@ -328,10 +345,9 @@ async fn open_existing(store: &StoreArgs) -> Result<Store, String> {
 }
 
 async fn open(store: &StoreArgs) -> Result<Store, String> {
-    let path = store_path(store);
-    Store::open(&path)
+    Store::connect(&store.db)
         .await
-        .map_err(|e| format!("cannot open the store `{}`: {e}", store.db.display()))
+        .map_err(|e| format!("cannot open the store `{}`: {e}", store.shown()))
 }
 
 /// A host without a module, for commands that decide nothing.
@@ -453,13 +469,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             } else {
                 println!(
                     "no SMTP configured: mails stay in the outbox (`gatehouse outbox --db {}`)",
-                    store.db.display()
+                    store.shown()
                 );
             }
             println!(
                 "gatehouse listening on http://{addr}  (module sha256 {}, store {})",
                 host.gate.module_sha256(),
-                store.db.display()
+                store.shown()
             );
             if let Some(a) = &host.settings.authoring {
                 println!(
@@ -537,7 +553,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => {
             let store = open(&store).await?;
             let user: Option<String> =
-                sqlx::query_scalar("SELECT id FROM users WHERE email_lower = ?")
+                sqlx::query_scalar("SELECT id FROM users WHERE email_lower = $1")
                     .bind(email.to_lowercase())
                     .fetch_optional(store.pool())
                     .await

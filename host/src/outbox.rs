@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::error::ApiError;
-use crate::store::{Store, Tx};
+use crate::store::{Dialect, Store, Tx};
 
 /// One email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct Mail {
 
 /// Queues a mail in the current transaction.
 pub async fn enqueue(tx: &mut Tx, mail: &Mail, now: i64) -> Result<(), ApiError> {
-    sqlx::query("INSERT INTO outbox (created_at, to_email, subject, body) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO outbox (created_at, to_email, subject, body) VALUES ($1, $2, $3, $4)")
         .bind(now)
         .bind(&mail.to)
         .bind(&mail.subject)
@@ -37,7 +37,7 @@ pub async fn enqueue(tx: &mut Tx, mail: &Mail, now: i64) -> Result<(), ApiError>
 /// The newest `limit` mails, newest first.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<Value>, ApiError> {
     let rows = sqlx::query(
-        "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox ORDER BY id DESC LIMIT ?",
+        "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
     )
     .bind(limit)
     .fetch_all(store.pool())
@@ -68,6 +68,13 @@ pub struct Smtp {
 }
 
 /// Sends every unsent mail once (at most 5 attempts each); returns how many went out.
+///
+/// PostgreSQL, where several hosts deliver from one outbox: each mail is
+/// claimed in a transaction of its own with `FOR UPDATE SKIP LOCKED` and
+/// marked sent before that transaction commits, so two hosts never send
+/// the same mail (a host that dies mid-send releases its claim, and the
+/// mail goes out again later: at least once, never twice in a row). SQLite
+/// has one host per file and reads the batch without claiming it.
 pub async fn deliver(store: &Store, smtp: &Smtp, now: i64) -> Result<usize, ApiError> {
     let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
         .map_err(|e| ApiError::BadRequest(format!("SMTP URL: {e}")))?
@@ -76,6 +83,9 @@ pub async fn deliver(store: &Store, smtp: &Smtp, now: i64) -> Result<usize, ApiE
         .from
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("--mail-from: {e}")))?;
+    if store.dialect() == Dialect::Postgres {
+        return deliver_claimed(store, &transport, &from, now).await;
+    }
     let rows = sqlx::query(
         "SELECT id, to_email, subject, body FROM outbox WHERE sent_at IS NULL AND attempts < 5 ORDER BY id LIMIT 100",
     )
@@ -84,42 +94,95 @@ pub async fn deliver(store: &Store, smtp: &Smtp, now: i64) -> Result<usize, ApiE
     let mut sent = 0;
     for r in rows {
         let id: i64 = r.try_get("id")?;
-        let to: String = r.try_get("to_email")?;
-        let result = match to.parse::<Mailbox>() {
-            Ok(to) => match Message::builder()
-                .from(from.clone())
-                .to(to)
-                .subject(r.try_get::<String, _>("subject")?)
-                .body(r.try_get::<String, _>("body")?)
-            {
-                Ok(message) => transport
-                    .send(message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(()) => {
-                sent += 1;
-                sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?")
-                    .bind(now)
-                    .bind(id)
-                    .execute(store.pool())
-                    .await?;
-            }
-            Err(e) => {
-                sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                )
-                .bind(e)
-                .bind(id)
-                .execute(store.pool())
-                .await?;
-            }
+        let result = send(&transport, &from, &r).await?;
+        if mark(store.pool(), id, result, now).await? {
+            sent += 1;
         }
     }
     Ok(sent)
+}
+
+/// [`deliver`] on PostgreSQL: one claimed mail at a time, in id order, each
+/// tried once per pass.
+async fn deliver_claimed(
+    store: &Store,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+    now: i64,
+) -> Result<usize, ApiError> {
+    let mut sent = 0;
+    let mut after = 0i64;
+    for _ in 0..100 {
+        let mut tx = store.begin_write().await?;
+        let Some(r) = sqlx::query(
+            "SELECT id, to_email, subject, body FROM outbox WHERE sent_at IS NULL AND attempts < 5 AND id > $1 \
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(after)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            break;
+        };
+        let id: i64 = r.try_get("id")?;
+        after = id;
+        let result = send(transport, from, &r).await?;
+        if mark(&mut *tx, id, result, now).await? {
+            sent += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(sent)
+}
+
+/// Sends one outbox row: `Err` holds why it did not go out.
+async fn send(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+    r: &crate::store::StoreRow,
+) -> Result<Result<(), String>, ApiError> {
+    let to: String = r.try_get("to_email")?;
+    Ok(match to.parse::<Mailbox>() {
+        Ok(to) => match Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(r.try_get::<String, _>("subject")?)
+            .body(r.try_get::<String, _>("body")?)
+        {
+            Ok(message) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// Records an attempt: sent (returns true) or the error.
+async fn mark<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    db: E,
+    id: i64,
+    result: Result<(), String>,
+    now: i64,
+) -> Result<bool, ApiError> {
+    match result {
+        Ok(()) => {
+            sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(db)
+                .await?;
+            Ok(true)
+        }
+        Err(e) => {
+            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2")
+                .bind(e)
+                .bind(id)
+                .execute(db)
+                .await?;
+            Ok(false)
+        }
+    }
 }

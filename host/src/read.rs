@@ -291,7 +291,7 @@ impl Host {
     ) -> Result<Value, ApiError> {
         let mut tx = self.store.begin_read().await?;
         let mut ids: Vec<String> = sqlx::query_scalar(
-            "WITH RECURSIVE down(id) AS (SELECT account_id FROM memberships WHERE user_id = ? \
+            "WITH RECURSIVE down(id) AS (SELECT account_id FROM memberships WHERE user_id = $1 \
              UNION SELECT a.id FROM accounts a JOIN down ON a.parent_id = down.id) SELECT id FROM down ORDER BY id",
         )
         .bind(user)
@@ -514,7 +514,7 @@ impl Host {
         self.ask(user, "read_audit", account, Scope::default())
             .await?;
         let accounts: Vec<String> = sqlx::query_scalar(
-            "WITH RECURSIVE down(id) AS (SELECT id FROM accounts WHERE id = ? \
+            "WITH RECURSIVE down(id) AS (SELECT id FROM accounts WHERE id = $1 \
              UNION SELECT a.id FROM accounts a JOIN down ON a.parent_id = down.id) SELECT id FROM down",
         )
         .bind(account)
@@ -586,7 +586,7 @@ impl Host {
 
     /// The caller's own profile.
     pub async fn me(&self, user: &str) -> Result<Value, ApiError> {
-        let row = sqlx::query("SELECT id, email, name, phone, country, notify_email, notify_sms FROM users WHERE id = ?")
+        let row = sqlx::query("SELECT id, email, name, phone, country, notify_email, notify_sms FROM users WHERE id = $1")
             .bind(user)
             .fetch_optional(self.store.pool())
             .await?
@@ -633,7 +633,7 @@ impl Host {
         if !decided.answer.allowed {
             return Err(ApiError::refused(decided.answer, None));
         }
-        let rows = sqlx::query("SELECT id, kind, label, created_at, expires_at FROM sessions WHERE user_id = ? ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT id, kind, label, created_at, expires_at FROM sessions WHERE user_id = $1 ORDER BY created_at, id")
             .bind(user)
             .fetch_all(self.store.pool())
             .await?;

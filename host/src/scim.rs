@@ -145,7 +145,7 @@ impl FromRequestParts<Host> for Idp {
                 )
             })?;
         let account: String =
-            sqlx::query_scalar("SELECT account_id FROM scim_tokens WHERE token_hash = ?")
+            sqlx::query_scalar("SELECT account_id FROM scim_tokens WHERE token_hash = $1")
                 .bind(token::hash(secret))
                 .fetch_optional(host.store.pool())
                 .await?
@@ -156,7 +156,7 @@ impl FromRequestParts<Host> for Idp {
 
 /// Creates a SCIM token for an account; the secret is returned once.
 pub async fn create_token(host: &Host, account: &str) -> Result<String, ApiError> {
-    let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+    let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
         .bind(account)
         .fetch_optional(host.store.pool())
         .await?;
@@ -164,7 +164,7 @@ pub async fn create_token(host: &Host, account: &str) -> Result<String, ApiError
         return Err(ApiError::NotFound(format!("no account `{account}`")));
     }
     let secret = token::new_secret("ghscim");
-    sqlx::query("INSERT INTO scim_tokens (token_hash, account_id, created_at) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO scim_tokens (token_hash, account_id, created_at) VALUES ($1, $2, $3)")
         .bind(token::hash(&secret))
         .bind(account)
         .bind(host.clock.now())
@@ -185,7 +185,7 @@ fn attempt(idp: &Idp) -> Attempt {
 async fn resource(host: &Host, account: &str, user: &str) -> Result<Value, ScimError> {
     let row = sqlx::query(
         "SELECT u.id, u.email, u.name, m.status FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.account_id = ? AND m.user_id = ?",
+         WHERE m.account_id = $1 AND m.user_id = $2",
     )
     .bind(account)
     .bind(user)
@@ -195,7 +195,7 @@ async fn resource(host: &Host, account: &str, user: &str) -> Result<Value, ScimE
     Ok(user_json(&row)?)
 }
 
-fn user_json(row: &sqlx::sqlite::SqliteRow) -> Result<Value, ApiError> {
+fn user_json(row: &crate::store::StoreRow) -> Result<Value, ApiError> {
     let id: String = row.try_get("id")?;
     let email: String = row.try_get("email")?;
     let name: String = row.try_get("name")?;
@@ -249,10 +249,10 @@ async fn list(
     let count = q.count.unwrap_or(100).clamp(0, 500);
     let filter = q.filter.as_deref().map(parse_filter).transpose()?;
     let mut sql = String::from(
-        "SELECT u.id, u.email, u.name, m.status FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.account_id = ?",
+        "SELECT u.id, u.email, u.name, m.status FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.account_id = $1",
     );
     if filter.is_some() {
-        sql.push_str(" AND u.email_lower = ?");
+        sql.push_str(" AND u.email_lower = $2");
     }
     sql.push_str(" ORDER BY u.id");
     let mut query = sqlx::query(&sql).bind(&idp.account);

@@ -37,7 +37,7 @@ pub struct Version {
 
 const COLUMNS: &str = "version, module_sha256, policy_hash, author, message, published_at, rollback_of, length(module) AS size";
 
-fn version(row: &sqlx::sqlite::SqliteRow) -> Result<Version, sqlx::Error> {
+fn version(row: &crate::store::StoreRow) -> Result<Version, sqlx::Error> {
     Ok(Version {
         version: row.try_get("version")?,
         module_sha256: row.try_get("module_sha256")?,
@@ -87,7 +87,7 @@ pub async fn insert(
 ) -> Result<Version, sqlx::Error> {
     let row = sqlx::query(&format!(
         "INSERT INTO policy_versions (module_sha256, policy_hash, author, message, published_at, rollback_of, module, module_br, module_gz) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
     ))
     .bind(new.module_sha256)
     .bind(new.policy_hash)
@@ -129,7 +129,7 @@ pub async fn newest(store: &Store) -> Result<Option<Version>, sqlx::Error> {
 
 /// One version's module bytes.
 pub async fn module(store: &Store, version: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT module FROM policy_versions WHERE version = ?")
+    sqlx::query_scalar("SELECT module FROM policy_versions WHERE version = $1")
         .bind(version)
         .fetch_optional(store.pool())
         .await
@@ -140,7 +140,7 @@ pub async fn module(store: &Store, version: i64) -> Result<Option<Vec<u8>>, sqlx
 pub type Stored = (Vec<u8>, Option<Precompressed>);
 
 /// A row's `module`, `module_br` and `module_gz`.
-pub(crate) fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<Stored, sqlx::Error> {
+pub(crate) fn stored(row: &crate::store::StoreRow) -> Result<Stored, sqlx::Error> {
     let br: Option<Vec<u8>> = row.try_get("module_br")?;
     let gz: Option<Vec<u8>> = row.try_get("module_gz")?;
     Ok((
@@ -151,7 +151,7 @@ pub(crate) fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<Stored, sqlx::Erro
 
 /// One version's module with its precompressed copies.
 pub async fn stored_module(store: &Store, version: i64) -> Result<Option<Stored>, sqlx::Error> {
-    sqlx::query("SELECT module, module_br, module_gz FROM policy_versions WHERE version = ?")
+    sqlx::query("SELECT module, module_br, module_gz FROM policy_versions WHERE version = $1")
         .bind(version)
         .fetch_optional(store.pool())
         .await?
@@ -164,7 +164,7 @@ pub async fn stored_module(store: &Store, version: i64) -> Result<Option<Stored>
 /// its hash URL serves).
 pub async fn module_by_sha256(store: &Store, sha256: &str) -> Result<Option<Stored>, sqlx::Error> {
     sqlx::query(
-        "SELECT module, module_br, module_gz FROM policy_versions WHERE module_sha256 = ? \
+        "SELECT module, module_br, module_gz FROM policy_versions WHERE module_sha256 = $1 \
          ORDER BY module_br IS NULL, version DESC LIMIT 1",
     )
     .bind(sha256)
@@ -185,7 +185,7 @@ pub async fn rollback(
     at: i64,
 ) -> Result<Version, String> {
     let old = sqlx::query(&format!(
-        "SELECT {COLUMNS}, module, module_br, module_gz FROM policy_versions WHERE version = ?"
+        "SELECT {COLUMNS}, module, module_br, module_gz FROM policy_versions WHERE version = $1"
     ))
     .bind(to)
     .fetch_optional(store.pool())

@@ -188,7 +188,7 @@ async fn rows_from_before_envelopes_survive_the_migration_and_replay() {
         sqlx::query(
             "INSERT INTO audit (id, at, last_at, repeats, actor, action, account_id, target, decision, outcome, reasons, \
              policy_hash, module_hash, before_state, after_state, source, request, job_id) \
-             VALUES (41, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL)",
+             VALUES (41, $1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, $13, NULL)",
         )
         .bind(row["at"].as_i64())
         .bind(row["last_at"].as_i64())

@@ -77,7 +77,7 @@ async fn exec(t: &common::T, sql: &str, binds: &[&str]) {
 async fn user(t: &common::T, id: &str) {
     exec(
         t,
-        "INSERT INTO users (id, email, email_lower, name, created_at) VALUES (?, ?, ?, ?, 1767225600)",
+        "INSERT INTO users (id, email, email_lower, name, created_at) VALUES ($1, $2, $3, $4, 1767225600)",
         &[id, &format!("{id}@crash.test"), &format!("{id}@crash.test"), id],
     )
     .await;
@@ -86,7 +86,7 @@ async fn user(t: &common::T, id: &str) {
 async fn member(t: &common::T, account: &str, user: &str, role: &str, status: &str) {
     exec(
         t,
-        "INSERT INTO memberships (account_id, user_id, role, status, created_at) VALUES (?, ?, ?, ?, 1767225600)",
+        "INSERT INTO memberships (account_id, user_id, role, status, created_at) VALUES ($1, $2, $3, $4, 1767225600)",
         &[account, user, role, status],
     )
     .await;
@@ -101,7 +101,7 @@ async fn seed(t: &common::T) -> BTreeMap<String, Expect> {
     let mut expect = BTreeMap::new();
     for (i, (id, parent)) in accounts.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO accounts (id, name, parent_id, included_seats, extra_seats) VALUES (?, ?, ?, 20, 0)",
+            "INSERT INTO accounts (id, name, parent_id, included_seats, extra_seats) VALUES ($1, $2, $3, 20, 0)",
         )
         .bind(id)
         .bind(format!("Account {id}"))
@@ -158,7 +158,7 @@ async fn seed(t: &common::T) -> BTreeMap<String, Expect> {
                     {
                         exec(
                             t,
-                            "INSERT INTO resources (id, account_id, kind, name, owner_id) VALUES (?, ?, ?, ?, 'victim')",
+                            "INSERT INTO resources (id, account_id, kind, name, owner_id) VALUES ($1, $2, $3, $4, 'victim')",
                             &[&format!("res-{id}-{n}"), id, kind, &format!("{kind} {n} of {id}")],
                         )
                         .await;
@@ -195,14 +195,14 @@ fn seed_value() -> u64 {
 }
 
 async fn done_items(t: &common::T, job: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM job_items WHERE job_id = ? AND status <> 'pending'")
+    sqlx::query_scalar("SELECT COUNT(*) FROM job_items WHERE job_id = $1 AND status <> 'pending'")
         .bind(job)
         .fetch_one(t.host.store.pool())
         .await
         .unwrap()
 }
 
-fn jobs_command(db: &std::path::Path) -> Command {
+fn jobs_command(db: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     c.args(["jobs", "--db"])
         .arg(db)
@@ -223,7 +223,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
     let mut rng = StdRng::seed_from_u64(seed_u64);
 
     let t = common::empty().await;
-    let db = t.dir.0.join("test.db");
+    let db = t.db.location.clone();
     let mut expect = seed(&t).await;
     let accounts_in_tree = tree().len();
 
@@ -354,7 +354,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
     assert!(aborted >= 20, "only {aborted} runs were aborted");
 
     // ---- The job and its items. ----
-    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = ?")
+    let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
         .bind(&job)
         .fetch_one(t.host.store.pool())
         .await

@@ -478,7 +478,7 @@ async fn link_for(t: &common::T, email: &str) -> String {
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     let body: String = sqlx::query_scalar(
-        "SELECT body FROM outbox WHERE to_email = ? AND subject LIKE '%sign-in%' ORDER BY id DESC LIMIT 1",
+        "SELECT body FROM outbox WHERE to_email = $1 AND subject LIKE '%sign-in%' ORDER BY id DESC LIMIT 1",
     )
     .bind(email)
     .fetch_one(t.host.store.pool())

@@ -90,8 +90,11 @@ async fn impact_reports_exactly_the_decisions_that_flip() {
     assert!(audit.len() >= attempts.len(), "{audit:#?}");
 
     let dir = admins_may_not_suspend();
-    let db = t.dir.0.join("test.db");
-    let store = format!("sqlite://{}", db.display());
+    let store = if t.db.is_postgres() {
+        t.db.location.clone()
+    } else {
+        format!("sqlite://{}", t.db.location)
+    };
     let (code, out) = common::gatehouse(&[
         "policy",
         "impact",
@@ -244,12 +247,13 @@ fn published_version(out: &str) -> i64 {
 #[test]
 fn publish_records_versions_refuses_broken_policies_and_rolls_back() {
     let tmp = common::TempDir::new();
-    let db = tmp.0.join("store.db");
-    let db = db.to_str().unwrap();
-    // A mistyped store is not silently created empty.
-    let (code, out) = common::gatehouse(&["policy", "history", "--db", db]);
+    // A mistyped store file is not silently created empty.
+    let missing = tmp.0.join("missing.db");
+    let (code, out) = common::gatehouse(&["policy", "history", "--db", missing.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no store at"), "{out}");
+    let store = common::TestDb::new(&tmp, "store.db");
+    let db = store.location.as_str();
     // A server's store, before anything is published.
     let (code, out) = common::gatehouse(&["outbox", "--db", db]);
     assert_eq!(code, 0, "{out}");
@@ -448,8 +452,8 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_published_module_is_hot_swapped_under_load_without_a_failed_request() {
     let tmp = common::TempDir::new();
-    let db = tmp.0.join("live.db");
-    let db_s = db.to_str().unwrap().to_owned();
+    let db = common::TestDb::new(&tmp, "live.db");
+    let db_s = db.location.clone();
     let server = serve(&db_s);
     let (code, token) = common::gatehouse(&["token", "--db", &db_s, "--email", "olivia@acme.test"]);
     assert_eq!(code, 0, "{token}");
@@ -570,7 +574,7 @@ async fn a_published_module_is_hot_swapped_under_load_without_a_failed_request()
     assert!(total > before + 20, "the load kept going after the publish");
 
     // Audit rows switch hash once, from the old to the new.
-    let store = gatehouse_host::Store::open(&db).await.unwrap();
+    let store = db.open().await;
     let hashes: Vec<String> = sqlx::query_scalar("SELECT policy_hash FROM audit ORDER BY id")
         .fetch_all(store.pool())
         .await

@@ -65,7 +65,7 @@ async fn seed(t: &common::T) {
     let pool = t.host.store.pool();
     let mut tx = pool.begin().await.unwrap();
     for i in 0..ACCOUNTS {
-        sqlx::query("INSERT INTO accounts (id, name, parent_id, included_seats, extra_seats) VALUES (?, ?, NULL, 10, 0)")
+        sqlx::query("INSERT INTO accounts (id, name, parent_id, included_seats, extra_seats) VALUES ($1, $2, NULL, 10, 0)")
             .bind(acc(i))
             .bind(format!("Account {i}"))
             .execute(&mut *tx)
@@ -76,7 +76,7 @@ async fn seed(t: &common::T) {
             (owner_b(i), "owner"),
             (admin(i), "admin"),
         ] {
-            sqlx::query("INSERT INTO users (id, email, email_lower, name, created_at) VALUES (?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO users (id, email, email_lower, name, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&user)
                 .bind(format!("{user}@race.test"))
                 .bind(format!("{user}@race.test"))
@@ -85,7 +85,7 @@ async fn seed(t: &common::T) {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            sqlx::query("INSERT INTO memberships (account_id, user_id, role, status, created_at) VALUES (?, ?, ?, 'active', ?)")
+            sqlx::query("INSERT INTO memberships (account_id, user_id, role, status, created_at) VALUES ($1, $2, $3, 'active', $4)")
                 .bind(acc(i))
                 .bind(&user)
                 .bind(role)
@@ -519,7 +519,9 @@ async fn owners_racing_each_other_never_leave_an_account_ownerless() {
         0,
         "failed changes were recorded"
     );
-    let total_repeats = t.int("SELECT COALESCE(SUM(repeats), 0) FROM audit").await;
+    let total_repeats = t
+        .int("SELECT CAST(COALESCE(SUM(repeats), 0) AS BIGINT) FROM audit")
+        .await;
     assert_eq!(
         usize::try_from(total_repeats).unwrap(),
         decided,

@@ -434,7 +434,7 @@ async fn last_owner_rule_holds_for_scim() {
     }
     // Both attempts are on record (identical denials may share one row with a count).
     assert_eq!(
-        t.int("SELECT SUM(repeats) FROM audit WHERE action = 'scim_deactivate' AND decision = 'denied'")
+        t.int("SELECT CAST(SUM(repeats) AS BIGINT) FROM audit WHERE action = 'scim_deactivate' AND decision = 'denied'")
             .await,
         2
     );

@@ -191,7 +191,7 @@ async fn a_token_never_mints_its_successor() {
     assert_eq!(api_tokens(&t).await, tokens, "nothing was minted");
     // Both denials are audited (identical ones within a minute share a record).
     assert_eq!(
-        t.int("SELECT SUM(repeats) FROM audit WHERE action = 'mint_token' AND decision = 'denied'")
+        t.int("SELECT CAST(SUM(repeats) AS BIGINT) FROM audit WHERE action = 'mint_token' AND decision = 'denied'")
             .await,
         2
     );

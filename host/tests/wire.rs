@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use gatehouse_bake::Encoding;
 use gatehouse_bake::wire::decodes_to;
-use gatehouse_host::{Clock, Gate, Host, Store};
+use gatehouse_host::{Clock, Gate, Host};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -179,7 +179,8 @@ async fn an_unknown_hash_is_a_404_in_the_api_shape() {
 #[tokio::test]
 async fn a_published_version_is_at_its_hash_before_and_after_the_host_swaps_to_it() {
     let dir = common::TempDir::new();
-    let store = Store::open(&dir.0.join("wire.db")).await.unwrap();
+    let db = common::TestDb::new(&dir, "wire.db");
+    let store = db.open().await;
     // A gate of its own: this test swaps it.
     let gate = Gate::from_file(&common::module_path()).unwrap();
     let host = Host::new(store.clone(), gate.clone(), Clock::manual(common::NOW));

@@ -358,7 +358,19 @@ fn test() -> Result {
     let module = wasm()?;
     // `gatehouse policy prove` and publish ask cvc5.
     ensure_cvc5()?;
-    sh(embedding(cargo().args(["test", "--quiet"]), &module).env("GATEHOUSE_MODULE", &module.path))?;
+    sh(embedding(cargo().args(["test", "--quiet"]), &module)
+        .env("GATEHOUSE_MODULE", &module.path)
+        .env_remove("GATEHOUSE_TEST_PG"))?;
+    // The host suite again, on PostgreSQL: the same test binaries (no
+    // rebuild: the same embedding), each test on a database of its own.
+    let pg = postgres_for_tests()?;
+    sh(embedding(
+        cargo().args(["test", "--quiet", "--package", "gatehouse-host"]),
+        &module,
+    )
+    .env("GATEHOUSE_MODULE", &module.path)
+    .env("GATEHOUSE_TEST_PG", &pg))?;
+    println!("host suite passed on SQLite and on PostgreSQL ({pg})");
     let Sizes { raw, gz, br } = module.sizes;
     if br > SIZE_BUDGET_BR {
         return Err(format!(
@@ -372,6 +384,39 @@ fn test() -> Result {
     let count = vectors::run(&[])?;
     println!("vectors: {count} passed, 0 failed");
     Ok(())
+}
+
+/// The PostgreSQL server the host suite runs on the second time:
+/// `$GATEHOUSE_TEST_PG`, by default the local one. An error, never a skip,
+/// when nothing answers there.
+fn postgres_for_tests() -> Result<String> {
+    let url = std::env::var("GATEHOUSE_TEST_PG")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    // host:port between `@` (or `://`) and the next `/`.
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let addr = rest.split(['/', '?']).next().unwrap_or_default();
+    let addr = if addr.contains(':') {
+        addr.to_owned()
+    } else {
+        format!("{addr}:5432")
+    };
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(addr.as_str())
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).is_ok()
+        });
+    if !reachable {
+        return Err(format!(
+            "PostgreSQL does not answer at `{addr}` (GATEHOUSE_TEST_PG=`{url}`): the host suite must also pass on PostgreSQL. \
+             Start it (`pg_ctlcluster 15 main start`, or `service postgresql start`) with a user that may CREATE DATABASE, \
+             or point GATEHOUSE_TEST_PG at one"
+        ));
+    }
+    Ok(url)
 }
 
 /// Builds the pages (`www/dist`): type-checks them and bundles them with

@@ -1,4 +1,5 @@
-//! Shared test harness: a real host (SQLite file in a temp dir, the built
+//! Shared test harness: a real host (a SQLite file in a temp dir, or a fresh
+//! PostgreSQL database when `$GATEHOUSE_TEST_PG` names a server; the built
 //! module in wasmtime, a manual clock) seeded with the Acme fixture, driven
 //! through the HTTP router with `oneshot` (no socket).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -55,6 +56,126 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The PostgreSQL server the suite runs on instead of SQLite, when
+/// `$GATEHOUSE_TEST_PG` names one (`postgres://postgres@127.0.0.1:5432/test`).
+pub fn pg_server() -> Option<String> {
+    std::env::var("GATEHOUSE_TEST_PG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Runs `f` on a runtime of its own, on a thread of its own: usable from
+/// sync tests, async tests and `Drop` alike.
+fn block_on<F, Fut>(f: F) -> Fut::Output
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future,
+    Fut::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f())
+    })
+    .join()
+    .unwrap()
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    format!("{base}/{db}{query}")
+}
+
+/// The store a test runs on: a SQLite file, or a PostgreSQL database of
+/// its own (created with a unique name, dropped when this is dropped, also
+/// when the test panics).
+pub struct TestDb {
+    /// What `--db` and [`Store::connect`] take: a file path or a URL.
+    pub location: String,
+    /// (server URL, database name) of a PostgreSQL database to drop.
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new, empty store: `dir/file` on SQLite, a new database on the
+    /// PostgreSQL server `$GATEHOUSE_TEST_PG` names. Panics, saying what
+    /// to start, when that server cannot be reached.
+    pub fn new(dir: &TempDir, file: &str) -> TestDb {
+        let Some(server) = pg_server() else {
+            return TestDb {
+                location: dir.0.join(file).to_string_lossy().into_owned(),
+                pg: None,
+            };
+        };
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let name = format!(
+            "gatehouse_test_{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        );
+        let (s, n) = (server.clone(), name.clone());
+        let created = block_on(move || async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&s).await?;
+            sqlx::raw_sql(&format!("CREATE DATABASE {n}"))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await
+        });
+        if let Err(e) = created {
+            panic!(
+                "GATEHOUSE_TEST_PG=`{server}`: cannot create a test database there: {e}. \
+                 Start PostgreSQL (e.g. `pg_ctlcluster 15 main start`) or unset GATEHOUSE_TEST_PG to test on SQLite"
+            );
+        }
+        TestDb {
+            location: with_database(&server, &name),
+            pg: Some((server, name)),
+        }
+    }
+
+    /// Whether this store is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// Opens the store (a new pool each time).
+    pub async fn open(&self) -> Store {
+        Store::connect(&self.location)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the test store `{}`: {e}", self.location))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.pg.take() {
+            let dropped = block_on(move || async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&server).await?;
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            });
+            if let Err(e) = dropped {
+                eprintln!("could not drop a test database: {e}");
+            }
+        }
     }
 }
 
@@ -120,6 +241,8 @@ pub struct T {
     pub host: Host,
     pub app: Router,
     pub clock: Clock,
+    /// The store (its `location` is what `gatehouse --db` takes).
+    pub db: TestDb,
     pub dir: TempDir,
     tokens: Mutex<HashMap<String, String>>,
 }
@@ -127,13 +250,15 @@ pub struct T {
 /// A host on an empty store.
 pub async fn empty() -> T {
     let dir = TempDir::new();
-    let store = Store::open(&dir.0.join("test.db")).await.unwrap();
+    let db = TestDb::new(&dir, "test.db");
+    let store = db.open().await;
     let clock = Clock::manual(NOW);
     let host = Host::new(store, gate(), clock.clone());
     T {
         app: host.router(),
         host,
         clock,
+        db,
         dir,
         tokens: Mutex::new(HashMap::new()),
     }

@@ -1,0 +1,216 @@
+-- Gatehouse store on PostgreSQL: the schema SQLite's migrations 0001..0006
+-- arrive at, equal in meaning, in one step. From here on, every migration
+-- is written twice, once per dialect (host/migrations/sqlite, .../postgres).
+--
+-- Dialect choices (see host/src/store.rs): every integer is BIGINT, flags
+-- included (0/1, as on SQLite), so every integer decodes as i64 on both
+-- stores; text collates "C" (byte order, like SQLite), so ORDER BY, and the
+-- facts and envelopes built from it, are the same on both; bytes are BYTEA.
+-- Invariants are kept by transactions that lock the agency tree they read
+-- (SELECT ... FOR UPDATE on its root account row) and ask the module.
+
+CREATE TABLE users (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    email       TEXT COLLATE "C" NOT NULL,
+    email_lower TEXT COLLATE "C" NOT NULL UNIQUE,
+    name        TEXT COLLATE "C" NOT NULL,
+    phone       TEXT COLLATE "C",
+    country     TEXT COLLATE "C",
+    notify_email BIGINT NOT NULL DEFAULT 1,
+    notify_sms   BIGINT NOT NULL DEFAULT 0,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE accounts (
+    id             TEXT COLLATE "C" PRIMARY KEY,
+    name           TEXT COLLATE "C" NOT NULL,
+    parent_id      TEXT COLLATE "C" REFERENCES accounts(id),
+    included_seats BIGINT NOT NULL,
+    extra_seats    BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX accounts_parent ON accounts(parent_id);
+
+CREATE TABLE memberships (
+    account_id     TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    user_id        TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+    role           TEXT COLLATE "C" NOT NULL,
+    status         TEXT COLLATE "C" NOT NULL,
+    nickname       TEXT COLLATE "C",
+    managed_by_idp BIGINT NOT NULL DEFAULT 0,
+    created_at     BIGINT NOT NULL,
+    PRIMARY KEY (account_id, user_id)
+);
+CREATE INDEX memberships_user ON memberships(user_id);
+
+CREATE TABLE invitations (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    account_id  TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    email       TEXT COLLATE "C" NOT NULL,
+    email_lower TEXT COLLATE "C" NOT NULL,
+    role        TEXT COLLATE "C" NOT NULL,
+    invited_by  TEXT COLLATE "C" NOT NULL,
+    token_hash  TEXT COLLATE "C" NOT NULL UNIQUE,
+    sent_at     BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    status      TEXT COLLATE "C" NOT NULL,
+    accepted_by TEXT COLLATE "C"
+);
+CREATE INDEX invitations_account ON invitations(account_id);
+
+CREATE TABLE resources (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    kind       TEXT COLLATE "C" NOT NULL,
+    name       TEXT COLLATE "C" NOT NULL,
+    owner_id   TEXT COLLATE "C" NOT NULL REFERENCES users(id)
+);
+CREATE INDEX resources_account_owner ON resources(account_id, owner_id);
+CREATE INDEX resources_owner ON resources(owner_id);
+
+CREATE TABLE owner_removal_requests (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    account_id   TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    requested_by TEXT COLLATE "C" NOT NULL,
+    target_id    TEXT COLLATE "C" NOT NULL,
+    new_role     TEXT COLLATE "C" NOT NULL,
+    status       TEXT COLLATE "C" NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+CREATE INDEX requests_account ON owner_removal_requests(account_id);
+
+-- Signed-in browsers (kind 'browser') and API tokens (kind 'api'). A token's
+-- scope (R15): `scope_accounts` a JSON array of account ids, `access`
+-- 'read' or 'write'; NULL: not narrowed.
+CREATE TABLE sessions (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    user_id    TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+    kind       TEXT COLLATE "C" NOT NULL,
+    label      TEXT COLLATE "C" NOT NULL,
+    token_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+    csrf       TEXT COLLATE "C" NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    scope_accounts TEXT COLLATE "C",
+    access     TEXT COLLATE "C"
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+
+-- A session loses one account at once when its user is suspended or removed there.
+CREATE TABLE session_revocations (
+    session_id TEXT COLLATE "C" NOT NULL,
+    account_id TEXT COLLATE "C" NOT NULL,
+    at         BIGINT NOT NULL,
+    PRIMARY KEY (session_id, account_id)
+);
+
+CREATE TABLE sign_in_links (
+    token_hash  TEXT COLLATE "C" PRIMARY KEY,
+    email_lower TEXT COLLATE "C" NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    used_at     BIGINT
+);
+
+CREATE TABLE scim_tokens (
+    token_hash TEXT COLLATE "C" PRIMARY KEY,
+    account_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    created_at BIGINT NOT NULL
+);
+
+-- `envelope`: the exact bytes the module decided; `request`: the question of
+-- rows written before SQLite's migration 0005 (never on PostgreSQL, kept so
+-- both schemas read alike). A row has exactly one of the two.
+CREATE TABLE audit (
+    id          BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    at          BIGINT NOT NULL,
+    last_at     BIGINT NOT NULL,
+    repeats     BIGINT NOT NULL DEFAULT 1,
+    actor       TEXT COLLATE "C" NOT NULL,
+    action      TEXT COLLATE "C" NOT NULL,
+    account_id  TEXT COLLATE "C",
+    target      TEXT COLLATE "C" NOT NULL,
+    decision    TEXT COLLATE "C" NOT NULL,
+    outcome     TEXT COLLATE "C" NOT NULL,
+    reasons     TEXT COLLATE "C" NOT NULL,
+    policy_hash TEXT COLLATE "C" NOT NULL,
+    module_hash TEXT COLLATE "C" NOT NULL,
+    before_state TEXT COLLATE "C",
+    after_state  TEXT COLLATE "C",
+    source      TEXT COLLATE "C" NOT NULL,
+    request     TEXT COLLATE "C",
+    job_id      TEXT COLLATE "C",
+    envelope    TEXT COLLATE "C",
+    CHECK ((request IS NULL) <> (envelope IS NULL))
+);
+CREATE INDEX audit_account ON audit(account_id, id);
+CREATE INDEX audit_actor ON audit(actor, action, target, id);
+
+CREATE TABLE outbox (
+    id         BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    to_email   TEXT COLLATE "C" NOT NULL,
+    subject    TEXT COLLATE "C" NOT NULL,
+    body       TEXT COLLATE "C" NOT NULL,
+    sent_at    BIGINT,
+    attempts   BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT COLLATE "C"
+);
+
+CREATE TABLE jobs (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    kind        TEXT COLLATE "C" NOT NULL,
+    actor_id    TEXT COLLATE "C" NOT NULL,
+    account_id  TEXT COLLATE "C" NOT NULL,
+    user_id     TEXT COLLATE "C" NOT NULL,
+    status      TEXT COLLATE "C" NOT NULL,
+    created_at  BIGINT NOT NULL,
+    finished_at BIGINT
+);
+
+-- One row per account the job must visit; 'pending' until decided.
+CREATE TABLE job_items (
+    job_id     TEXT COLLATE "C" NOT NULL REFERENCES jobs(id),
+    account_id TEXT COLLATE "C" NOT NULL,
+    status     TEXT COLLATE "C" NOT NULL,
+    reasons    TEXT COLLATE "C",
+    audit_id   BIGINT,
+    done_at    BIGINT,
+    PRIMARY KEY (job_id, account_id)
+);
+
+-- Published policy modules; the newest version is the one every host serves.
+CREATE TABLE policy_versions (
+    version       BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    module_sha256 TEXT COLLATE "C" NOT NULL,
+    policy_hash   TEXT COLLATE "C" NOT NULL,
+    author        TEXT COLLATE "C" NOT NULL,
+    message       TEXT COLLATE "C" NOT NULL,
+    published_at  BIGINT NOT NULL,
+    rollback_of   BIGINT REFERENCES policy_versions(version),
+    module        BYTEA NOT NULL,
+    module_br     BYTEA,
+    module_gz     BYTEA
+);
+CREATE INDEX policy_versions_module ON policy_versions(module_sha256);
+
+-- A pending publish request holds the baked module until a second owner approves.
+CREATE TABLE publish_requests (
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    account_id       TEXT COLLATE "C" NOT NULL,
+    author           TEXT COLLATE "C" NOT NULL,
+    message          TEXT COLLATE "C" NOT NULL,
+    base_policy_hash TEXT COLLATE "C" NOT NULL,
+    module           BYTEA NOT NULL,
+    module_sha256    TEXT COLLATE "C" NOT NULL,
+    policy_hash      TEXT COLLATE "C" NOT NULL,
+    log              TEXT COLLATE "C" NOT NULL,
+    status           TEXT COLLATE "C" NOT NULL,
+    created_at       BIGINT NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    decided_by       TEXT COLLATE "C",
+    decided_at       BIGINT,
+    version          BIGINT,
+    module_br        BYTEA,
+    module_gz        BYTEA
+);
+CREATE INDEX publish_requests_account ON publish_requests(account_id, created_at);
