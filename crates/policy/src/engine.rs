@@ -6,8 +6,18 @@
 //! whose scope can match its action — the answer is the same as with the
 //! whole set (a policy whose action scope does not match is never satisfied
 //! and never errors), the work is a fraction.
+//!
+//! Why one evaluation per cell: Cedar evaluates every policy of the set it
+//! is given, so asking the gates, the permits and the forbids apart paid
+//! the request's setup three times. A cell is asked once over its action's
+//! whole set and the policies that hold (or error) are classified into the
+//! phases of a decision afterwards ([`Engine::evaluate`]); only a cell that
+//! a forbid denies asks its permits again, to tell "forbidden" from "not
+//! permitted". In a batch, each column's context is built once per target
+//! account and cells with equal observed inputs share one evaluation
+//! ([`crate::memo`]); reasons are rendered from each cell's own facts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, EntityUid, EvalResult, Policy, PolicyId, PolicySet,
@@ -18,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::bundle::Bundle;
 use crate::error::EngineError;
 use crate::facts::RequestedRole;
+use crate::memo::{Cell, Input, Plan};
 use crate::request::{
     ActionCall, Actor, Batch, BatchDecision, Check, Decision, Outcome, Params, Reason, Source,
     Target,
@@ -269,7 +280,18 @@ fn scope_can_match(policy: &Policy, decl: &ActionDecl) -> bool {
 struct Meta {
     reason: Template,
     unmet: Option<Template>,
-    gate: GateKind,
+    kind: Kind,
+}
+
+/// Which phase of a decision a policy belongs to (see [`Engine::evaluate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A `@gate` forbid.
+    Gate(GateKind),
+    /// Any other forbid.
+    Forbid,
+    /// A permit.
+    Permit,
 }
 
 /// What a holding `@gate` forbid makes of a decision, by its `@outcome`.
@@ -310,11 +332,27 @@ impl GateKind {
 struct Slice {
     decl: ActionDecl,
     uid: EntityUid,
-    gate_set: PolicySet,
+    /// Every policy whose scope can match the action: the one evaluation.
+    policies: PolicySet,
+    /// Its permits alone: asked only when a forbid holds.
     permit_set: PolicySet,
-    forbid_set: PolicySet,
     /// Permit policy ids with their `@unmet`, sorted by id.
     permits: Vec<PolicyId>,
+    /// What the policies can observe of a cell (`None`: no memo).
+    plan: Option<Plan>,
+}
+
+/// Whether the cells of a batch column share evaluations ([`crate::memo`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Memo {
+    /// Cells with equal observed inputs share one evaluation (the default).
+    #[default]
+    On,
+    /// Every cell is evaluated on its own.
+    Off,
+    /// For the memo's soundness test only: the memo leaves input `n` of
+    /// every action's key out, which must change some answers.
+    WithoutInput(usize),
 }
 
 /// A loaded policy bundle, ready to answer. Immutable: a new bundle means a
@@ -327,6 +365,7 @@ pub struct Engine {
     policy_hash: String,
     action_names: Vec<String>,
     authorizer: Authorizer,
+    memo: Memo,
 }
 
 impl Engine {
@@ -351,10 +390,10 @@ impl Engine {
                 let slice = Slice {
                     decl: decl.clone(),
                     uid: Types::uid(&types.action, &decl.name),
-                    gate_set: PolicySet::new(),
+                    policies: PolicySet::new(),
                     permit_set: PolicySet::new(),
-                    forbid_set: PolicySet::new(),
                     permits: Vec::new(),
+                    plan: None,
                 };
                 (decl.name.clone(), slice)
             })
@@ -377,7 +416,13 @@ impl Engine {
                         "{id}: @outcome must be \"hidden\" or \"inapplicable\""
                     ))
                 })?;
-            let is_permit = policy.effect() == cedar_policy::Effect::Permit;
+            let kind = if policy.effect() == cedar_policy::Effect::Permit {
+                Kind::Permit
+            } else if policy.annotation("gate").is_some() {
+                Kind::Gate(gate)
+            } else {
+                Kind::Forbid
+            };
             for action in actions_of(policy, &catalogue) {
                 let slice = slices.get_mut(&action).ok_or_else(|| {
                     EngineError::Bundle(format!("{id} names action `{action}` the schema lacks"))
@@ -385,28 +430,28 @@ impl Engine {
                 if !scope_can_match(policy, &slice.decl) {
                     continue;
                 }
-                let set = if is_permit {
-                    slice.permits.push(id.clone());
-                    &mut slice.permit_set
-                } else if policy.annotation("gate").is_some() {
-                    &mut slice.gate_set
-                } else {
-                    &mut slice.forbid_set
+                let add = |set: &mut PolicySet| {
+                    set.add(policy.clone())
+                        .map_err(|e| EngineError::Bundle(format!("{id}: {e}")))
                 };
-                set.add(policy.clone())
-                    .map_err(|e| EngineError::Bundle(format!("{id}: {e}")))?;
+                if kind == Kind::Permit {
+                    slice.permits.push(id.clone());
+                    add(&mut slice.permit_set)?;
+                }
+                add(&mut slice.policies)?;
             }
             meta.insert(
                 id,
                 Meta {
                     reason,
                     unmet,
-                    gate,
+                    kind,
                 },
             );
         }
         for slice in slices.values_mut() {
             slice.permits.sort_by_key(ToString::to_string);
+            slice.plan = Plan::derive(slice.policies.policies());
         }
         Ok(Engine {
             types,
@@ -415,7 +460,22 @@ impl Engine {
             policy_hash,
             action_names: catalogue.names().map(str::to_owned).collect(),
             authorizer: Authorizer::new(),
+            memo: Memo::On,
         })
+    }
+
+    /// Switches the batch memo ([`Memo`]); answers never depend on it.
+    pub fn set_memo(&mut self, memo: Memo) {
+        self.memo = memo;
+    }
+
+    /// How many inputs the memo's key has for `action` (0 when its cells
+    /// are not memoized).
+    pub fn memo_inputs(&self, action: &str) -> usize {
+        self.slices
+            .get(action)
+            .and_then(|s| s.plan.as_ref())
+            .map_or(0, Plan::len)
     }
 
     /// The sha256 of the bundle this engine was loaded from.
@@ -448,9 +508,34 @@ impl Engine {
     }
 
     /// Answers one question.
+    ///
+    /// Only the neighbourhood of the question is made into entities: the
+    /// actor, the target, the entities the context names and the policies'
+    /// literals, with everything they reach through attributes and parents
+    /// (their accounts, ancestors, role groups). The facts are checked
+    /// whole, and the counts are taken over every row.
     pub fn authorize(&self, check: &Check) -> Result<Decision, EngineError> {
         let slice = self.slice(&check.action)?;
-        let world = World::build(&check.facts, &self.types)?;
+        let world = match &slice.plan {
+            Some(plan) => World::build_around(&check.facts, &self.types, &|world| {
+                let mut roots = plan.literals().to_vec();
+                roots.push(self.principal(world, &check.actor, &slice.decl)?);
+                roots.push(self.resource(
+                    world,
+                    &check.target,
+                    slice.decl.resource,
+                    &slice.decl.name,
+                )?);
+                let context =
+                    self.context(world, slice, &check.target, &check.params, check.source)?;
+                roots.extend(context.into_iter().filter_map(|(_, v)| match v {
+                    Value::Uid(uid) => Some(uid),
+                    _ => None,
+                }));
+                Ok(roots)
+            })?,
+            None => World::build(&check.facts, &self.types)?,
+        };
         let principal = self.principal(&world, &check.actor, &slice.decl)?;
         let resource =
             self.resource(&world, &check.target, slice.decl.resource, &slice.decl.name)?;
@@ -465,34 +550,91 @@ impl Engine {
         )
     }
 
-    /// Answers every (target, action) cell for one actor, building the
-    /// entities once.
+    /// Answers every (target, action) cell for one actor: the entities
+    /// built once, each column's context once per target account, and the
+    /// cells of a column whose observed inputs are equal evaluated once
+    /// ([`crate::memo`]).
     pub fn allowed_actions(&self, batch: &Batch) -> Result<BatchDecision, EngineError> {
         let world = World::build(&batch.facts, &self.types)?;
-        let columns: Vec<(&Slice, &ActionCall, EntityUid)> = batch
+        let mut columns: Vec<Column<'_, '_>> = batch
             .actions
             .iter()
             .map(|call| {
                 let slice = self.slice(&call.action)?;
                 let principal = self.principal(&world, &batch.actor, &slice.decl)?;
-                Ok((slice, call, principal))
+                Ok(Column {
+                    slice,
+                    call,
+                    principal,
+                    contexts: Vec::new(),
+                    memo: BTreeMap::new(),
+                })
             })
             .collect::<Result<_, EngineError>>()?;
+        let drop = match self.memo {
+            Memo::On => None,
+            Memo::Off => Some(None),
+            Memo::WithoutInput(n) => Some(Some(n)),
+        };
         let mut cells = Vec::with_capacity(batch.targets.len());
         for target in &batch.targets {
             let mut row = Vec::with_capacity(columns.len());
-            for (slice, call, principal) in &columns {
-                let resource =
-                    self.resource(&world, target, slice.decl.resource, &slice.decl.name)?;
-                row.push(self.decide(
-                    &world,
-                    principal,
-                    slice,
-                    &resource,
-                    target,
-                    &call.params,
-                    batch.source,
-                )?);
+            let mut target_uid = None;
+            let account = Self::target_account(&world, target);
+            for column in &mut columns {
+                let slice = column.slice;
+                // Resolved at the first column (a batch without columns
+                // asks nothing of its targets).
+                if target_uid.is_none() {
+                    target_uid = Some(self.target_uid(&world, target)?);
+                }
+                let Some((kind, resource)) = target_uid.as_ref() else {
+                    continue;
+                };
+                Self::check_kind(*kind, slice.decl.resource, &slice.decl.name)?;
+                let at = match column.contexts.iter().position(|(a, _)| *a == account) {
+                    Some(at) => at,
+                    None => {
+                        let context = self.cell_context(
+                            &world,
+                            slice,
+                            target,
+                            &column.call.params,
+                            batch.source,
+                        )?;
+                        column.contexts.push((account, context));
+                        column.contexts.len() - 1
+                    }
+                };
+                let context = &column.contexts[at].1;
+                let key = match (&slice.plan, drop) {
+                    (Some(plan), None | Some(Some(_))) => Some(plan.key(
+                        &Cell {
+                            entities: &world.entities,
+                            principal: &column.principal,
+                            action: &slice.uid,
+                            resource,
+                            context: &context.evals,
+                        },
+                        drop.flatten(),
+                    )),
+                    _ => None,
+                };
+                let shared = key.as_ref().and_then(|k| column.memo.get(k)).cloned();
+                let verdict = match shared {
+                    Some(verdict) => verdict,
+                    None => {
+                        let verdict =
+                            self.evaluate(&world, &column.principal, slice, resource, context)?;
+                        if let Some(key) = key
+                            && !matches!(verdict, Verdict::Error(_))
+                        {
+                            column.memo.insert(key, verdict.clone());
+                        }
+                        verdict
+                    }
+                };
+                row.push(self.render(&world, &column.principal, slice, resource, context, verdict));
             }
             cells.push(row);
         }
@@ -629,8 +771,19 @@ impl Engine {
         expected: ResourceKind,
         action: &str,
     ) -> Result<EntityUid, EngineError> {
+        let (kind, uid) = self.target_uid(world, target)?;
+        Self::check_kind(kind, expected, action)?;
+        Ok(uid)
+    }
+
+    /// A target's entity, which must exist in the facts.
+    fn target_uid(
+        &self,
+        world: &World<'_>,
+        target: &Target,
+    ) -> Result<(ResourceKind, EntityUid), EngineError> {
         let unknown = |kind: &'static str, id: String| EngineError::UnknownEntity { kind, id };
-        let (kind, uid) = match target {
+        Ok(match target {
             Target::Account(id) => {
                 if !world.accounts.contains_key(id.as_str()) {
                     return Err(unknown("account", id.0.clone()));
@@ -682,7 +835,15 @@ impl Engine {
                     Types::uid(&self.types.device, id.as_str()),
                 )
             }
-        };
+        })
+    }
+
+    /// An action's target must be of its resource kind.
+    fn check_kind(
+        kind: ResourceKind,
+        expected: ResourceKind,
+        action: &str,
+    ) -> Result<(), EngineError> {
         if kind != expected {
             return Err(EngineError::WrongShape {
                 action: action.to_owned(),
@@ -693,7 +854,7 @@ impl Engine {
                 ),
             });
         }
-        Ok(uid)
+        Ok(())
     }
 
     /// The account a target belongs to, for account-relative parameters.
@@ -712,6 +873,8 @@ impl Engine {
         }
     }
 
+    /// Answers one cell: one Cedar evaluation (and the permits alone when
+    /// a forbid holds), its reasons rendered.
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
@@ -723,26 +886,122 @@ impl Engine {
         params: &Params,
         source: Source,
     ) -> Result<Decision, EngineError> {
-        let context = self.context(world, slice, target, params, source)?;
-        let cedar_context = Context::from_pairs(
-            context
+        let context = self.cell_context(world, slice, target, params, source)?;
+        let verdict = self.evaluate(world, principal, slice, resource, &context)?;
+        Ok(self.render(world, principal, slice, resource, &context, verdict))
+    }
+
+    /// The context of a cell, in the three forms the engine uses.
+    fn cell_context(
+        &self,
+        world: &World<'_>,
+        slice: &Slice,
+        target: &Target,
+        params: &Params,
+        source: Source,
+    ) -> Result<CellContext, EngineError> {
+        let values = self.context(world, slice, target, params, source)?;
+        let cedar = Context::from_pairs(
+            values
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.to_restricted())),
         )
         .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        let evals = values.iter().map(|(k, v)| (*k, v.to_eval())).collect();
+        Ok(CellContext {
+            values,
+            evals,
+            cedar,
+        })
+    }
+
+    /// One Cedar evaluation over the action's policies, classified.
+    ///
+    /// The policies that hold and those that error are sorted into three
+    /// phases, each deciding before the next: the gates (forbids annotated
+    /// `@gate`, the first kind that holds deciding with its own reasons);
+    /// then the permits (none holds: not permitted, whatever another forbid
+    /// says, with the unmet requirements as reasons — the useful words for
+    /// someone who may not do this at all); then the other forbids. An
+    /// error of a phase that is reached is the answer (fail closed).
+    /// `allowed` is exactly Cedar's decision over the action's policies.
+    fn evaluate(
+        &self,
+        world: &World<'_>,
+        principal: &EntityUid,
+        slice: &Slice,
+        resource: &EntityUid,
+        context: &CellContext,
+    ) -> Result<Verdict, EngineError> {
         let request = Request::new(
             principal.clone(),
             slice.uid.clone(),
             resource.clone(),
-            cedar_context,
+            context.cedar.clone(),
             None,
         )
         .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &slice.policies, &world.entities);
+        let kind_of = |id: &PolicyId| self.meta.get(id).map_or(Kind::Forbid, |m| m.kind);
+        let errors = |phase: &dyn Fn(Kind) -> bool| -> Option<Verdict> {
+            failed(&response, &|id| phase(kind_of(id))).map(Verdict::Error)
+        };
+        let mut held: Vec<PolicyId> = response.diagnostics().reason().cloned().collect();
+        held.sort_by_key(ToString::to_string);
+
+        if let Some(error) = errors(&|k| matches!(k, Kind::Gate(_))) {
+            return Ok(error);
+        }
+        let gate_of = |id: &PolicyId| match kind_of(id) {
+            Kind::Gate(g) => Some(g),
+            _ => None,
+        };
+        if let Some(first) = held.iter().filter_map(gate_of).min() {
+            held.retain(|id| gate_of(id) == Some(first));
+            return Ok(Verdict::Gate(first, held));
+        }
+        if let Some(error) = errors(&|k| k == Kind::Permit) {
+            return Ok(error);
+        }
+        let forbid_error = || errors(&|k| k == Kind::Forbid);
+        if response.decision() == cedar_policy::Decision::Allow {
+            // `held` are the permits that hold, and no forbid holds.
+            return Ok(forbid_error().unwrap_or(Verdict::Permitted(held)));
+        }
+        if held.is_empty() {
+            return Ok(Verdict::NotPermitted);
+        }
+        // Forbids hold: whether a permit holds decides between "not
+        // permitted" and "forbidden", so the permits alone are asked.
+        let permitted = !slice.permits.is_empty()
+            && self
+                .authorizer
+                .is_authorized(&request, &slice.permit_set, &world.entities)
+                .decision()
+                == cedar_policy::Decision::Allow;
+        if !permitted {
+            return Ok(Verdict::NotPermitted);
+        }
+        Ok(forbid_error().unwrap_or(Verdict::Forbidden(held)))
+    }
+
+    /// A verdict as a decision, its reasons rendered from the cell's facts.
+    fn render(
+        &self,
+        world: &World<'_>,
+        principal: &EntityUid,
+        slice: &Slice,
+        resource: &EntityUid,
+        context: &CellContext,
+        verdict: Verdict,
+    ) -> Decision {
         let render = Render {
             world,
             principal,
             resource,
-            context: &context,
+            context: &context.values,
         };
         let reasons_from = |ids: &[PolicyId], unmet: bool| -> Vec<Reason> {
             ids.iter()
@@ -760,70 +1019,31 @@ impl Engine {
                 })
                 .collect()
         };
-        // The policies of `set` that hold, sorted; any evaluation error is
-        // the answer (fail closed).
-        let holding = |set: &PolicySet| -> Result<Vec<PolicyId>, Decision> {
-            let response = self
-                .authorizer
-                .is_authorized(&request, set, &world.entities);
-            if let Some(errors) = failed(&response) {
-                return Err(errors);
-            }
-            let mut ids: Vec<PolicyId> = response.diagnostics().reason().cloned().collect();
-            ids.sort_by_key(ToString::to_string);
-            Ok(ids)
-        };
         let decision = |allowed: bool, outcome: Outcome, reasons: Vec<Reason>| Decision {
             allowed,
             outcome,
             reasons,
         };
-
-        // Three phases, each policy evaluated at most once. First the gates
-        // (forbids annotated `@gate`, about the actor's standing, such as
-        // "you are suspended"): when one holds, it is the answer. Then the
-        // permits: when none holds, the answer is "not permitted" whatever
-        // another forbid says, and the reasons are the unmet requirements —
-        // the useful words for someone who may not do this at all. Only when
-        // a permit holds do the other forbids run. `allowed` is exactly
-        // Cedar's decision over the whole slice: permitted and not forbidden.
-        let gated = match holding(&slice.gate_set) {
-            Ok(ids) => ids,
-            Err(error) => return Ok(error),
-        };
-        // Of the gates that hold, the first kind decides, with its own reasons.
-        let kind_of = |id: &PolicyId| self.meta.get(id).map_or(GateKind::Standing, |m| m.gate);
-        if let Some(first) = gated.iter().map(kind_of).min() {
-            let ids: Vec<PolicyId> = gated
-                .iter()
-                .filter(|id| kind_of(id) == first)
-                .cloned()
-                .collect();
-            return Ok(decision(false, first.outcome(), reasons_from(&ids, false)));
-        }
-        let held = match holding(&slice.permit_set) {
-            Ok(ids) => ids,
-            Err(error) => return Ok(error),
-        };
-        if held.is_empty() {
-            let mut reasons = reasons_from(&slice.permits, true);
-            if reasons.is_empty() {
-                reasons.push(Reason {
-                    policy: "default-deny".into(),
-                    message: format!("no policy permits `{}`", slice.decl.name),
-                });
+        match verdict {
+            Verdict::Error(reasons) => decision(false, Outcome::Error, reasons),
+            Verdict::Gate(kind, ids) => decision(false, kind.outcome(), reasons_from(&ids, false)),
+            Verdict::NotPermitted => {
+                let mut reasons = reasons_from(&slice.permits, true);
+                if reasons.is_empty() {
+                    reasons.push(Reason {
+                        policy: "default-deny".into(),
+                        message: format!("no policy permits `{}`", slice.decl.name),
+                    });
+                }
+                decision(false, Outcome::NotPermitted, reasons)
             }
-            return Ok(decision(false, Outcome::NotPermitted, reasons));
+            Verdict::Forbidden(ids) => {
+                decision(false, Outcome::Forbidden, reasons_from(&ids, false))
+            }
+            Verdict::Permitted(ids) => {
+                decision(true, Outcome::Permitted, reasons_from(&ids, false))
+            }
         }
-        let forbidden = match holding(&slice.forbid_set) {
-            Ok(ids) => ids,
-            Err(error) => return Ok(error),
-        };
-        Ok(if forbidden.is_empty() {
-            decision(true, Outcome::Permitted, reasons_from(&held, false))
-        } else {
-            decision(false, Outcome::Forbidden, reasons_from(&forbidden, false))
-        })
     }
 
     fn context<'w>(
@@ -962,33 +1182,65 @@ pub struct ActionShape {
     pub by_identity_provider: bool,
 }
 
-/// Fail closed: any evaluation error denies, the errors being the reasons
-/// (Cedar skips an erroring policy, so an erroring forbid could otherwise
-/// turn into an allow).
-fn failed(response: &cedar_policy::Response) -> Option<Decision> {
+/// Fail closed: any evaluation error of a policy `in_phase` denies, the
+/// errors being the reasons (Cedar skips an erroring policy, so an erroring
+/// forbid could otherwise turn into an allow).
+fn failed(
+    response: &cedar_policy::Response,
+    in_phase: &dyn Fn(&PolicyId) -> bool,
+) -> Option<Vec<Reason>> {
     let mut errors: Vec<Reason> = response
         .diagnostics()
         .errors()
-        .map(|e| {
+        .filter_map(|e| {
             let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
-            Reason {
+            in_phase(e.policy_id()).then(|| Reason {
                 policy: e.policy_id().to_string(),
                 message: format!(
                     "this rule could not be evaluated, so the change is refused: {}",
                     e.inner()
                 ),
-            }
+            })
         })
         .collect();
     if errors.is_empty() {
         return None;
     }
     errors.sort_by(|a, b| a.policy.cmp(&b.policy));
-    Some(Decision {
-        allowed: false,
-        outcome: Outcome::Error,
-        reasons: errors,
-    })
+    Some(errors)
+}
+
+/// A cell's answer before its reasons are rendered: what a memo shares.
+#[derive(Debug, Clone)]
+enum Verdict {
+    /// Gates of this kind hold (sorted ids).
+    Gate(GateKind, Vec<PolicyId>),
+    /// No permit holds.
+    NotPermitted,
+    /// A permit and these forbids hold.
+    Forbidden(Vec<PolicyId>),
+    /// These permits hold and no forbid.
+    Permitted(Vec<PolicyId>),
+    /// A policy could not be evaluated: Cedar's messages (never shared).
+    Error(Vec<Reason>),
+}
+
+/// One column of a batch: its action, principal, contexts by target
+/// account, and memo.
+struct Column<'b, 'w> {
+    slice: &'b Slice,
+    call: &'b ActionCall,
+    principal: EntityUid,
+    contexts: Vec<(Option<&'w str>, CellContext)>,
+    memo: BTreeMap<Vec<Input>, Verdict>,
+}
+
+/// A cell's context: the values reasons name, as the memo reads them, and
+/// as Cedar takes them.
+struct CellContext {
+    values: Vec<(&'static str, Value)>,
+    evals: Vec<(&'static str, EvalResult)>,
+    cedar: Context,
 }
 
 /// A context value, kept in Rust form so reasons can name it.
@@ -1001,6 +1253,15 @@ enum Value {
 }
 
 impl Value {
+    fn to_eval(&self) -> EvalResult {
+        match self {
+            Value::Long(n) => EvalResult::Long(*n),
+            Value::Bool(b) => EvalResult::Bool(*b),
+            Value::Str(s) => EvalResult::String(s.clone()),
+            Value::Uid(u) => EvalResult::EntityUid(u.clone()),
+        }
+    }
+
     fn to_restricted(&self) -> RestrictedExpression {
         match self {
             Value::Long(v) => RestrictedExpression::new_long(*v),
@@ -1041,13 +1302,7 @@ impl Render<'_, '_> {
                 let Some((_, v)) = self.context.iter().find(|(k, _)| k == first) else {
                     return format!("{{context.{first}}}");
                 };
-                let value = match v {
-                    Value::Long(n) => EvalResult::Long(*n),
-                    Value::Bool(b) => EvalResult::Bool(*b),
-                    Value::Str(s) => EvalResult::String(s.clone()),
-                    Value::Uid(u) => EvalResult::EntityUid(u.clone()),
-                };
-                (value, rest)
+                (v.to_eval(), rest)
             }
         };
         for attr in rest {

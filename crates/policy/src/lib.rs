@@ -5,6 +5,7 @@ pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod json;
+mod memo;
 mod minimize;
 pub mod module;
 pub mod request;
@@ -15,7 +16,7 @@ mod world;
 #[cfg(feature = "check")]
 pub use bundle::check;
 pub use bundle::{Bundle, PolicyFile};
-pub use engine::Engine;
+pub use engine::{Engine, Memo};
 pub use error::EngineError;
 pub use facts::Facts;
 pub use request::{

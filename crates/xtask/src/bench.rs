@@ -9,16 +9,16 @@ use serde_json::{Value, json};
 
 use crate::{Result, root, wasm};
 
-/// One account with 50 members of every role and status, some owning
-/// resources, some invitations: what a users page asks about. The 12
-/// actions are the users page's member actions (`member_actions()` in
-/// host/src/read.rs), in its order.
-fn scenario() -> (Value, Vec<Value>, Vec<Value>) {
+/// One account with `members` members of every role and status, some
+/// owning resources: what a users page asks about. The 12 actions are the
+/// users page's member actions (`member_actions()` in host/src/read.rs), in
+/// its order.
+fn scenario(members: usize) -> (Value, Vec<Value>, Vec<Value>) {
     let roles = ["owner", "admin", "standard", "basic"];
     let mut users = vec![];
     let mut memberships = vec![];
     let mut resources = vec![];
-    for i in 0..50 {
+    for i in 0..members {
         users.push(json!({"id": format!("u{i}"), "email": format!("u{i}@bench.test"), "name": format!("User {i}")}));
         let role = if i < 3 { "owner" } else { roles[1 + i % 3] };
         let status = if i % 9 == 8 { "suspended" } else { "active" };
@@ -29,10 +29,10 @@ fn scenario() -> (Value, Vec<Value>, Vec<Value>) {
     }
     let facts = json!({
         "now": 1_767_225_600,
-        "accounts": [{"id": "agency", "name": "Agency", "included_seats": 10}, {"id": "acct", "name": "Bench Account", "parent": "agency", "included_seats": 60, "extra_seats": 5}],
+        "accounts": [{"id": "agency", "name": "Agency", "included_seats": 10}, {"id": "acct", "name": "Bench Account", "parent": "agency", "included_seats": members + 10, "extra_seats": 5}],
         "users": users, "memberships": memberships, "resources": resources,
     });
-    let targets = (0..50)
+    let targets = (0..members.min(50))
         .map(|i| json!({"membership": {"account": "acct", "user": format!("u{i}")}}))
         .collect();
     let actions = vec![
@@ -68,15 +68,98 @@ fn time(rounds: usize, iters: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-pub(crate) fn run() -> Result {
-    let module = wasm()?;
-    let (engine, _) = gatehouse_vectors::native_engine(&root().join("policies"))?;
-    let runner = gatehouse_runner::Runner::from_file(&module.path).map_err(|e| e.to_string())?;
-    let (facts, targets, actions) = scenario();
-    let single = serde_json::to_vec(&json!({
+/// One row of the table: a figure, its goal (same unit) and the ratio.
+struct Rows(Vec<[String; 4]>);
+
+impl Rows {
+    /// A figure in `unit`, with its goal when it has one.
+    fn add(&mut self, what: &str, value: f64, unit: &str, goal: Option<f64>) {
+        let show = |v: f64| match unit {
+            "x" => format!("{v:.2}x"),
+            "B" => format!("{v:.0} B"),
+            _ if v >= 100.0 => format!("{v:.0} {unit}"),
+            _ => format!("{v:.2} {unit}"),
+        };
+        let (goal, ratio) = match goal {
+            Some(g) => (
+                format!("<= {}", show(g)),
+                format!(
+                    "{:.2} {}",
+                    value / g,
+                    if value <= g { "met" } else { "NOT met" }
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
+        self.0.push([what.to_owned(), show(value), goal, ratio]);
+    }
+
+    fn print(&self) {
+        let width = |i: usize| {
+            self.0
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let w = [
+            width(0).max(7),
+            width(1).max(5),
+            width(2).max(4),
+            width(3).max(13),
+        ];
+        let line = |r: [&str; 4]| {
+            println!(
+                "| {:<a$} | {:>b$} | {:<c$} | {:<d$} |",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                a = w[0],
+                b = w[1],
+                c = w[2],
+                d = w[3]
+            )
+        };
+        line(["measure", "value", "goal", "value / goal"]);
+        println!(
+            "|{}|{}|{}|{}|",
+            "-".repeat(w[0] + 2),
+            "-".repeat(w[1] + 2),
+            "-".repeat(w[2] + 2),
+            "-".repeat(w[3] + 2)
+        );
+        for r in &self.0 {
+            line([&r[0], &r[1], &r[2], &r[3]]);
+        }
+    }
+}
+
+/// A single `remove_member` check on an account of `members` members.
+fn single_check(members: usize) -> Result<Vec<u8>> {
+    let (facts, _, _) = scenario(members);
+    serde_json::to_vec(&json!({
         "op": "authorize", "facts": facts, "actor": {"user": "u0"}, "action": "remove_member",
         "target": {"membership": {"account": "acct", "user": "u5"}}, "source": "ui"}))
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())
+}
+
+pub(crate) fn run() -> Result {
+    let module = wasm()?;
+    let bundle_bytes = gatehouse_vectors::native_engine(&root().join("policies"))?.1;
+    let cold_native = Instant::now();
+    let engine =
+        gatehouse_policy::Engine::from_bundle_bytes(&bundle_bytes).map_err(|e| e.to_string())?;
+    let single = single_check(50)?;
+    drop(json::handle(Some(&engine), &single));
+    let native_cold = cold_native.elapsed().as_secs_f64() * 1e3;
+    let module_bytes = std::fs::read(&module.path).map_err(|e| e.to_string())?;
+    let cold_wasmtime = Instant::now();
+    let runner = gatehouse_runner::Runner::new(&module_bytes).map_err(|e| e.to_string())?;
+    drop(runner.call(&single));
+    let wasmtime_cold = cold_wasmtime.elapsed().as_secs_f64() * 1e3;
+    let (facts, targets, actions) = scenario(50);
+    let single_1000 = single_check(1_000)?;
     let batch = serde_json::to_vec(&json!({
         "op": "batch", "facts": facts, "actor": {"user": "u0"}, "targets": targets, "actions": actions, "source": "ui"}))
     .map_err(|e| e.to_string())?;
@@ -103,16 +186,29 @@ pub(crate) fn run() -> Result {
         ));
     }
     let wasm_ok = |out: &[u8]| out.starts_with(br#"{"type":"success""#);
-    if !wasm_ok(&json::handle(Some(&engine), &batch))
-        || !runner.call(&batch).is_ok_and(|o| wasm_ok(&o))
-    {
-        return Err("the bench batch does not succeed".into());
+    for input in [&single, &single_1000, &batch] {
+        let native = json::handle(Some(&engine), input);
+        if !wasm_ok(&native) || runner.call(input).ok() != Some(native) {
+            return Err("a bench question does not succeed alike natively and in wasmtime".into());
+        }
     }
 
     let native_single = time(5, 300, || drop(json::handle(Some(&engine), &single)));
     let wasmtime_single = time(5, 300, || drop(runner.call(&single)));
+    let native_single_1000 = time(5, 100, || drop(json::handle(Some(&engine), &single_1000)));
+    let wasmtime_single_1000 = time(5, 100, || drop(runner.call(&single_1000)));
+    // The engine alone, on facts already parsed: what the lazy world costs.
+    let parsed = json::parse_envelope(&single).map_err(|e| e.to_string())?;
+    let parsed_1000 = json::parse_envelope(&single_1000).map_err(|e| e.to_string())?;
+    let engine_single = time(5, 300, || drop(json::answer(Some(&engine), &parsed)));
+    let engine_single_1000 = time(5, 100, || drop(json::answer(Some(&engine), &parsed_1000)));
+    let parse_1000 = time(5, 100, || drop(json::parse_envelope(&single_1000)));
     let native_batch = time(5, 10, || drop(json::handle(Some(&engine), &batch)));
     let wasmtime_batch = time(5, 10, || drop(runner.call(&batch)));
+    let mut unmemoized =
+        gatehouse_policy::Engine::from_bundle_bytes(&bundle_bytes).map_err(|e| e.to_string())?;
+    unmemoized.set_memo(gatehouse_policy::Memo::Off);
+    let native_batch_no_memo = time(5, 10, || drop(json::handle(Some(&unmemoized), &batch)));
 
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -159,114 +255,190 @@ pub(crate) fn run() -> Result {
         ));
     }
     let page_batch = page["batch_ms"].as_f64().unwrap_or(f64::NAN);
-    let page_singles = page["singles_ms"].as_f64().unwrap_or(f64::NAN);
     let page_single = page["single_us"].as_f64().unwrap_or(f64::NAN);
     let page_ratio = page["ratio"].as_f64().unwrap_or(f64::NAN);
     let page_first = page["first_call_ms"].as_f64().unwrap_or(f64::NAN);
-    let mark = |ok: bool| if ok { "✓" } else { "✗" };
 
     let sizes = module.sizes;
-    let row = |what: &str, value: String, target: &str| {
-        println!("| {what:<52} | {value:>22} | {target:<14} |")
-    };
     println!(
-        "\nOne account, 50 members x 12 actions; single = one remove_member check with the same facts;\n\
-         chromium = in a page ({}), 600 single calls = the batch's questions one by one.\n",
+        "\nOne account, 50 members x 12 actions (the users page); single = one remove_member check\n\
+         with the same facts (JSON in -> JSON out) or on a 1,000-member account; warm = best of 5\n\
+         rounds after warm-up, cold = from the module's (policies') bytes to the first answer;\n\
+         chromium = in a page ({}).\n",
         page["chromium"].as_str().unwrap_or("?")
     );
-    println!("| {:<52} | {:>22} | {:<14} |", "measure", "value", "target");
-    println!("|{}|{}|{}|", "-".repeat(54), "-".repeat(24), "-".repeat(16));
-    row(
-        "native single decision (JSON in -> JSON out)",
-        format!("{native_single:.1} us"),
-        "",
+    let mut rows = Rows(Vec::new());
+    rows.add(
+        "50x12 batch, native (warm)",
+        native_batch / 1e3,
+        "ms",
+        Some(2.0),
     );
-    row(
-        "wasmtime single decision",
-        format!("{wasmtime_single:.1} us"),
-        "",
+    rows.add(
+        "50x12 batch, wasmtime (warm)",
+        wasmtime_batch / 1e3,
+        "ms",
+        Some(2.0),
     );
-    row(
-        "wasmtime / native, single decision",
-        format!("{:.2}x", wasmtime_single / native_single),
-        "<= 1.3x",
+    rows.add(
+        "50x12 batch, node (warm)",
+        node_batch / 1e3,
+        "ms",
+        Some(2.0),
     );
-    row(
-        "native 50x12 batch",
-        format!("{:.2} ms", native_batch / 1000.0),
-        "",
+    rows.add(
+        "50x12 batch, chromium page (warm)",
+        page_batch,
+        "ms",
+        Some(2.0),
     );
-    row(
-        "wasmtime 50x12 batch",
-        format!("{:.2} ms", wasmtime_batch / 1000.0),
-        "",
+    rows.add(
+        "50x12 batch, native, memo off (warm)",
+        native_batch_no_memo / 1e3,
+        "ms",
+        None,
     );
-    row(
-        "wasmtime / native, 50x12 batch",
-        format!("{:.2}x", wasmtime_batch / native_batch),
-        "<= 1.3x",
+    rows.add(
+        "single, 50 members, native (warm)",
+        native_single,
+        "us",
+        Some(50.0),
     );
-    row(
-        "batch per-decision / single call (wasmtime)",
-        format!("{:.3}", wasmtime_batch / cells / wasmtime_single),
-        "<= 0.5",
+    rows.add(
+        "single, 1,000 members, native (warm)",
+        native_single_1000,
+        "us",
+        Some(100.0),
     );
-    row(
-        "batch per-decision / single call (native)",
-        format!("{:.3}", native_batch / cells / native_single),
-        "<= 0.5",
+    rows.add(
+        "single, 50 members, native engine on parsed facts",
+        engine_single,
+        "us",
+        Some(50.0),
     );
-    row(
-        "node single decision (warm)",
-        format!("{node_single:.1} us"),
-        "",
+    rows.add(
+        "single, 1,000 members, native engine on parsed facts",
+        engine_single_1000,
+        "us",
+        Some(100.0),
     );
-    row(
-        "node 50x12 batch (warm)",
-        format!("{:.2} ms", node_batch / 1000.0),
-        "<= 2 ms",
+    rows.add(
+        "parsing the 1,000-member question's JSON, native",
+        parse_1000,
+        "us",
+        None,
     );
-    row(
-        "node / native, single decision",
-        format!("{:.2}x", node_single / native_single),
-        "",
+    rows.add(
+        "single, 50 members, wasmtime (warm)",
+        wasmtime_single,
+        "us",
+        None,
     );
-    row(
-        "node / native, 50x12 batch",
-        format!("{:.2}x", node_batch / native_batch),
-        "",
+    rows.add(
+        "single, 1,000 members, wasmtime (warm)",
+        wasmtime_single_1000,
+        "us",
+        None,
     );
-    row(
-        "node first decision after load (cold)",
-        format!("{node_first:.1} ms"),
-        "",
+    rows.add("single, 50 members, node (warm)", node_single, "us", None);
+    rows.add(
+        "single, 50 members, chromium page (warm)",
+        page_single,
+        "us",
+        None,
     );
-    row(
-        "chromium batch 50×12 (in page)",
-        format!("{page_batch:.2} ms"),
-        &format!("<= 2 ms {}", mark(page_batch <= 2.0)),
+    rows.add(
+        "wasmtime / native, single (warm)",
+        wasmtime_single / native_single,
+        "x",
+        Some(1.3),
     );
-    row(
-        "chromium 600 single calls",
-        format!("{page_singles:.1} ms, {page_single:.0} us each"),
-        "",
+    rows.add(
+        "wasmtime / native, single 1,000 (warm)",
+        wasmtime_single_1000 / native_single_1000,
+        "x",
+        Some(1.3),
     );
-    row(
-        "chromium batch/single ratio",
-        format!("{page_ratio:.3}"),
-        &format!("<= 0.5 {}", mark(page_ratio <= 0.5)),
+    rows.add(
+        "wasmtime / native, 50x12 batch (warm)",
+        wasmtime_batch / native_batch,
+        "x",
+        Some(1.3),
     );
-    row(
-        "chromium first decision after load (cold)",
-        format!("{page_first:.1} ms"),
-        "",
+    rows.add(
+        "node / native, single (warm)",
+        node_single / native_single,
+        "x",
+        None,
     );
-    row("module size raw", format!("{} bytes", sizes.raw), "");
-    row("module size gzip -9", format!("{} bytes", sizes.gz), "");
-    row(
+    rows.add(
+        "node / native, 50x12 batch (warm)",
+        node_batch / native_batch,
+        "x",
+        None,
+    );
+    rows.add(
+        "batch per cell / single, native",
+        native_batch / cells / native_single,
+        "x",
+        Some(0.5),
+    );
+    rows.add(
+        "batch per cell / single, wasmtime",
+        wasmtime_batch / cells / wasmtime_single,
+        "x",
+        Some(0.5),
+    );
+    rows.add(
+        "chromium batch / 600 single calls",
+        page_ratio,
+        "x",
+        Some(0.5),
+    );
+    rows.add(
+        "native, load + first single (cold)",
+        native_cold,
+        "ms",
+        None,
+    );
+    rows.add(
+        "wasmtime, compile + load + first single (cold)",
+        wasmtime_cold,
+        "ms",
+        None,
+    );
+    rows.add(
+        "node, load + first single (cold)",
+        node_first,
+        "ms",
+        Some(50.0),
+    );
+    rows.add(
+        "chromium, load + first single (cold)",
+        page_first,
+        "ms",
+        Some(50.0),
+    );
+    rows.add(
+        "wasmtime / native, first single (cold)",
+        wasmtime_cold / native_cold,
+        "x",
+        None,
+    );
+    rows.add(
+        "node / native, first single (cold)",
+        node_first / native_cold,
+        "x",
+        None,
+    );
+    rows.add("module size raw", sizes.raw as f64, "B", None);
+    rows.add("module size gzip -9", sizes.gz as f64, "B", None);
+    rows.add(
         "module size brotli (on the wire)",
-        format!("{} bytes", sizes.br),
-        &format!("<= 1,000,000 {}", mark(sizes.br <= 1_000_000)),
+        sizes.br as f64,
+        "B",
+        Some(1_000_000.0),
     );
+    rows.print();
     Ok(())
 }
