@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::Path;
 
 use gatehouse_policy::json::{self, Envelope};
-use gatehouse_policy::{ActionCall, Batch, Target};
 
 fn main() -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -25,48 +24,7 @@ fn main() -> Result<(), String> {
     }
     for v in &vectors {
         if let Ok(Envelope::Authorize(check)) = json::parse_envelope(&v.input) {
-            let f = &check.facts;
-            let targets: Vec<Target> = match &check.target {
-                Target::Account(_) => f
-                    .accounts
-                    .iter()
-                    .map(|a| Target::Account(a.id.clone()))
-                    .collect(),
-                Target::User(_) => f.users.iter().map(|u| Target::User(u.id.clone())).collect(),
-                Target::Membership { .. } => f
-                    .memberships
-                    .iter()
-                    .map(|m| Target::Membership {
-                        account: m.account.clone(),
-                        user: m.user.clone(),
-                    })
-                    .collect(),
-                Target::Invitation(_) => f
-                    .invitations
-                    .iter()
-                    .map(|i| Target::Invitation(i.id.clone()))
-                    .collect(),
-                Target::OwnerRemovalRequest(_) => f
-                    .owner_removal_requests
-                    .iter()
-                    .map(|r| Target::OwnerRemovalRequest(r.id.clone()))
-                    .collect(),
-                Target::Device(_) => f
-                    .devices
-                    .iter()
-                    .map(|d| Target::Device(d.id.clone()))
-                    .collect(),
-            };
-            let batch = Batch {
-                facts: check.facts.clone(),
-                actor: check.actor.clone(),
-                targets,
-                actions: vec![ActionCall {
-                    action: check.action.clone(),
-                    params: check.params.clone(),
-                }],
-                source: check.source,
-            };
+            let batch = gatehouse_vectors::widened(check);
             inputs.push(serde_json::to_vec(&Envelope::Batch(batch)).map_err(|e| e.to_string())?);
         }
     }

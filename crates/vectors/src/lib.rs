@@ -304,6 +304,55 @@ pub struct Minimized {
     pub rows: (usize, usize),
 }
 
+/// A single check widened into a batch: its action over every target of its
+/// target's kind in its facts (so cells can share a memo entry, and a page's
+/// question can be compared with single answers).
+pub fn widened(check: gatehouse_policy::Check) -> gatehouse_policy::Batch {
+    use gatehouse_policy::Target;
+    let f = &check.facts;
+    let targets: Vec<Target> = match &check.target {
+        Target::Account(_) => f
+            .accounts
+            .iter()
+            .map(|a| Target::Account(a.id.clone()))
+            .collect(),
+        Target::User(_) => f.users.iter().map(|u| Target::User(u.id.clone())).collect(),
+        Target::Membership { .. } => f
+            .memberships
+            .iter()
+            .map(|m| Target::Membership {
+                account: m.account.clone(),
+                user: m.user.clone(),
+            })
+            .collect(),
+        Target::Invitation(_) => f
+            .invitations
+            .iter()
+            .map(|i| Target::Invitation(i.id.clone()))
+            .collect(),
+        Target::OwnerRemovalRequest(_) => f
+            .owner_removal_requests
+            .iter()
+            .map(|r| Target::OwnerRemovalRequest(r.id.clone()))
+            .collect(),
+        Target::Device(_) => f
+            .devices
+            .iter()
+            .map(|d| Target::Device(d.id.clone()))
+            .collect(),
+    };
+    gatehouse_policy::Batch {
+        facts: check.facts,
+        actor: check.actor,
+        targets,
+        actions: vec![gatehouse_policy::ActionCall {
+            action: check.action,
+            params: check.params,
+        }],
+        source: check.source,
+    }
+}
+
 /// Rows of every kind in facts.
 pub fn fact_rows(facts: &Facts) -> usize {
     facts.users.len()

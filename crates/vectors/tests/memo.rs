@@ -7,46 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use gatehouse_policy::json::{self, Envelope};
-use gatehouse_policy::{ActionCall, Batch, Engine, Memo, Target};
+use gatehouse_policy::{Engine, Memo};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Every target of `like`'s kind in the facts.
-fn targets_like(like: &Target, batch: &Batch) -> Vec<Target> {
-    let f = &batch.facts;
-    match like {
-        Target::Account(_) => f
-            .accounts
-            .iter()
-            .map(|a| Target::Account(a.id.clone()))
-            .collect(),
-        Target::User(_) => f.users.iter().map(|u| Target::User(u.id.clone())).collect(),
-        Target::Membership { .. } => f
-            .memberships
-            .iter()
-            .map(|m| Target::Membership {
-                account: m.account.clone(),
-                user: m.user.clone(),
-            })
-            .collect(),
-        Target::Invitation(_) => f
-            .invitations
-            .iter()
-            .map(|i| Target::Invitation(i.id.clone()))
-            .collect(),
-        Target::OwnerRemovalRequest(_) => f
-            .owner_removal_requests
-            .iter()
-            .map(|r| Target::OwnerRemovalRequest(r.id.clone()))
-            .collect(),
-        Target::Device(_) => f
-            .devices
-            .iter()
-            .map(|d| Target::Device(d.id.clone()))
-            .collect(),
-    }
 }
 
 /// Generated batches: each generated batch as it is, and each generated
@@ -57,20 +21,7 @@ fn batches(engine: &Engine, seed: u64, count: usize) -> Vec<(Vec<u8>, usize)> {
     for v in gatehouse_vectors::generate::generate(engine, seed, count) {
         let batch = match json::parse_envelope(&v.input) {
             Ok(Envelope::Batch(batch)) => batch,
-            Ok(Envelope::Authorize(check)) => {
-                let mut batch = Batch {
-                    facts: check.facts,
-                    actor: check.actor,
-                    targets: Vec::new(),
-                    actions: vec![ActionCall {
-                        action: check.action,
-                        params: check.params,
-                    }],
-                    source: check.source,
-                };
-                batch.targets = targets_like(&check.target, &batch);
-                batch
-            }
+            Ok(Envelope::Authorize(check)) => gatehouse_vectors::widened(check),
             _ => continue,
         };
         let cells = batch.targets.len() * batch.actions.len();
