@@ -128,6 +128,11 @@ async fn main() -> Result<(), String> {
     // empty); the default is a new SQLite file.
     let location =
         arg("--db").unwrap_or_else(|| dir.join("bench.db").to_string_lossy().into_owned());
+    let store_kind = if location.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite WAL"
+    };
     let store = Store::connect(&location).await.map_err(|e| e.to_string())?;
     let host = Host::new(store, Gate::from_file(&module)?, Clock::system());
     seed(&host).await?;
@@ -242,7 +247,7 @@ async fn main() -> Result<(), String> {
     list_lat.sort();
 
     println!(
-        "\nGatehouse host over loopback (release build, SQLite WAL, {clients} clients, {ACCOUNTS} accounts x {MEMBERS} members)"
+        "\nGatehouse host over loopback (release build, {store_kind}, {clients} clients, {ACCOUNTS} accounts x {MEMBERS} members)"
     );
     println!("module sha256 {}", host.gate.module_sha256());
     println!("| measure | value | target |");
