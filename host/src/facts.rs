@@ -88,13 +88,7 @@ pub async fn lock(tx: &mut Tx, dialect: Dialect, scope: &Scope) -> Result<(), Ap
     loop {
         let mut wanted = seeds.clone();
         if let Some(user) = &scope.accounts_of {
-            let rows = sqlx::query("SELECT account_id FROM memberships WHERE user_id = $1")
-                .bind(user)
-                .fetch_all(&mut **tx)
-                .await?;
-            for r in rows {
-                wanted.push(r.try_get("account_id")?);
-            }
+            wanted.extend(member_of(tx, user).await?);
         }
         wanted.sort();
         wanted.dedup();
@@ -111,6 +105,17 @@ pub async fn lock(tx: &mut Tx, dialect: Dialect, scope: &Scope) -> Result<(), Ap
     }
 }
 
+/// The accounts `user` has a membership row in (any status).
+async fn member_of(tx: &mut Tx, user: &str) -> Result<Vec<String>, ApiError> {
+    let rows = sqlx::query("SELECT account_id FROM memberships WHERE user_id = $1")
+        .bind(user)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get("account_id").map_err(ApiError::from))
+        .collect()
+}
+
 /// Loads the facts for `scope` (plus `actor`, a user id) at time `now`.
 pub async fn load(
     tx: &mut Tx,
@@ -120,13 +125,7 @@ pub async fn load(
 ) -> Result<Facts, ApiError> {
     let mut seeds: Vec<String> = scope.accounts.iter().cloned().collect();
     if let Some(user) = &scope.accounts_of {
-        let rows = sqlx::query("SELECT account_id FROM memberships WHERE user_id = $1")
-            .bind(user)
-            .fetch_all(&mut **tx)
-            .await?;
-        for r in rows {
-            seeds.push(r.try_get("account_id")?);
-        }
+        seeds.extend(member_of(tx, user).await?);
     }
     if let Some(root) = &scope.subtree_of {
         let rows = sqlx::query(

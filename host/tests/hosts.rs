@@ -13,8 +13,6 @@
 mod common;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use gatehouse_host::{Clock, Host};
@@ -30,51 +28,21 @@ const WORKERS: usize = 8;
 /// The fixed seed of the shuffles.
 const SEED: u64 = 0x2b05_75e5_0fd3_1100;
 
-/// A `gatehouse serve` process on a port the system picks.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(db: &str, name: &'static str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args([
-            "serve",
+fn serve(db: &str, name: &'static str) -> common::Server {
+    let module = common::module_path();
+    common::serve(
+        name,
+        &[
             "--db",
             db,
             "--module",
-            common::module_path().to_str().unwrap(),
+            module.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
             "--www",
             "/nonexistent",
-        ])
-        .current_dir(common::root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("the server exited").unwrap();
-        if let Some(rest) = line.strip_prefix("gatehouse listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            println!("[{name}] {line}");
-        }
-    });
-    Server { child, base }
+        ],
+    )
 }
 
 type Client = hyper_util::client::legacy::Client<

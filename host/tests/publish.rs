@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -366,23 +364,10 @@ fn publish_records_versions_refuses_broken_policies_and_rolls_back() {
     assert_eq!(sha(lines[0]), sha(lines.last().unwrap()), "{out}");
 }
 
-/// A `gatehouse serve` process on a port the system picks.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(db: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args([
-            "serve",
+fn serve(db: &str) -> common::Server {
+    common::serve(
+        "server",
+        &[
             "--db",
             db,
             "--demo",
@@ -392,27 +377,8 @@ fn serve(db: &str) -> Server {
             "/nonexistent",
             "--policy-poll-ms",
             "100",
-        ])
-        .current_dir(common::root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("the server exited").unwrap();
-        if let Some(rest) = line.strip_prefix("gatehouse listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            println!("[server] {line}");
-        }
-    });
-    Server { child, base }
+        ],
+    )
 }
 
 type Client = hyper_util::client::legacy::Client<
