@@ -322,6 +322,12 @@ pub async fn prepare(dir: &Path, tables: &Path, engine: &[u8]) -> Result<Prepare
 /// store as the newest version. Nothing is recorded when any step fails.
 pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
     let start = std::time::Instant::now();
+    // What is live before the minutes of preparing: a publish that lands
+    // meanwhile is not silently replaced.
+    let seen = crate::versions::newest(store)
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|v| v.version);
     let Prepared {
         module,
         module_sha256,
@@ -351,12 +357,13 @@ pub async fn publish(store: &crate::Store, p: &Publish<'_>) -> Outcome {
             at: p.now,
             rollback_of: None,
             precompressed: Some(&precompressed),
+            seen: crate::versions::Seen::Version(seen),
         },
     )
     .await
     .map_err(|e| format!("error: cannot record the version: {e}"))?;
     log.push(format!(
-        "published version {} in {} ms: module sha256 {}, policy hash {}, {} bytes\nrunning hosts switch to it within their poll interval (`gatehouse serve --policy-poll-ms`)",
+        "published version {} in {} ms: module sha256 {}, policy hash {}, {} bytes\nrunning hosts switch to it at once on PostgreSQL (NOTIFY), else within their poll interval (`gatehouse serve --policy-poll-ms`)",
         v.version,
         start.elapsed().as_millis(),
         v.module_sha256,

@@ -704,9 +704,17 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
             at: now,
             rollback_of: None,
             precompressed: precompressed.as_ref(),
+            seen: crate::versions::Seen::PolicyHash(&r.base),
         },
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        crate::versions::Refused::Moved(v) => ApiError::Conflict(format!(
+            "the live policies changed since this publish was asked for (version {} by {}, policy {}): decline it and publish the draft again",
+            v.version, v.author, v.policy_hash
+        )),
+        crate::versions::Refused::Store(e) => e.into(),
+    })?;
     sqlx::query("UPDATE publish_requests SET version = $1 WHERE id = $2")
         .bind(v.version)
         .bind(&id)

@@ -41,7 +41,7 @@ pub use gate::Gate;
 pub use store::Store;
 
 /// Settings that do not change while serving.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Mark cookies `Secure` (serve behind HTTPS).
     pub secure_cookies: bool,
@@ -55,6 +55,23 @@ pub struct Settings {
     pub www: Option<std::path::PathBuf>,
     /// Policy authoring in the browser, if this host offers it.
     pub authoring: Option<editor::Authoring>,
+    /// How long this host's claim on a bulk job lasts without renewal: a
+    /// host that dies holds its jobs this long, at most, before another
+    /// host takes them over ([`jobs`]).
+    pub job_lease: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            secure_cookies: false,
+            demo: false,
+            public_url: String::new(),
+            www: None,
+            authoring: None,
+            job_lease: jobs::DEFAULT_LEASE,
+        }
+    }
 }
 
 /// The host: store, module, clock. Cheap to clone (handles inside).
@@ -69,6 +86,7 @@ pub struct Host {
     /// Settings.
     pub settings: Arc<Settings>,
     jobs_wake: Arc<tokio::sync::Notify>,
+    instance: Arc<str>,
 }
 
 impl Host {
@@ -80,6 +98,7 @@ impl Host {
             clock,
             settings: Arc::new(Settings::default()),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            instance: instance_id().into(),
         }
     }
 
@@ -89,26 +108,30 @@ impl Host {
         self
     }
 
+    /// This host's instance id, `hostname:pid:random`: what its job leases
+    /// name (unique per process, readable in the store by an operator).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// Tells the job worker there is work.
     pub fn wake_jobs(&self) {
         self.jobs_wake.notify_one();
-    }
-
-    /// Runs jobs whenever woken, and at least every second (jobs left by a
-    /// crash resume here). Never returns.
-    pub async fn job_worker(self) {
-        loop {
-            if let Err(e) = self.run_jobs().await {
-                eprintln!("gatehouse: bulk job paused: {e}");
-            }
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(1), self.jobs_wake.notified())
-                    .await;
-        }
     }
 
     /// The HTTP application (API, SCIM, module download, OpenAPI).
     pub fn router(&self) -> axum::Router {
         api::router(self.clone())
     }
+}
+
+/// `hostname:pid:random` for [`Host::instance`].
+fn instance_id() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{name}:{}:{}", std::process::id(), token::random_hex(3))
 }

@@ -109,6 +109,22 @@ impl ModuleArgs {
     }
 }
 
+/// How this process holds bulk jobs.
+#[derive(clap::Args)]
+struct JobArgs {
+    /// How long this host's claim on a bulk job lasts without renewal
+    /// (ms): if it dies mid-job, another host takes the job over after at
+    /// most this long. Renewed every third of it.
+    #[arg(long, default_value_t = 10_000, env = "GATEHOUSE_JOB_LEASE_MS")]
+    job_lease_ms: u64,
+}
+
+impl JobArgs {
+    fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.job_lease_ms.max(30))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API, the SCIM endpoint and the module download.
@@ -153,6 +169,8 @@ enum Command {
         /// The decision tables an editor publish runs.
         #[arg(long, default_value = "tests/vectors")]
         tables: PathBuf,
+        #[command(flatten)]
+        jobs: JobArgs,
     },
     /// Show the newest mails of the outbox (sign-in links, invitations, notices).
     Outbox {
@@ -162,12 +180,15 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         limit: i64,
     },
-    /// Run unfinished bulk jobs to completion, then exit.
+    /// Run unfinished bulk jobs to completion, then exit (waiting for jobs
+    /// another host holds, or taking them over when its lease runs out).
     Jobs {
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
         module: ModuleArgs,
+        #[command(flatten)]
+        jobs: JobArgs,
     },
     /// Create an API token for a user (shown once).
     Token {
@@ -372,6 +393,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             policy_account,
             policies,
             tables,
+            jobs,
         } => {
             let gate = gate_for(&module)?;
             let store_handle = open(&store).await?;
@@ -435,6 +457,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         policies,
                         tables,
                     }),
+                job_lease: jobs.lease(),
             });
             if demo {
                 let facts = gatehouse_host::demo::acme().map_err(|e| e.to_string())?;
@@ -473,9 +496,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             println!(
-                "gatehouse listening on http://{addr}  (module sha256 {}, store {})",
+                "gatehouse listening on http://{addr}  (module sha256 {}, store {}, host {})",
                 host.gate.module_sha256(),
-                store.shown()
+                store.shown(),
+                host.instance()
             );
             if let Some(a) = &host.settings.authoring {
                 println!(
@@ -540,9 +564,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Jobs { store, module } => {
-            let host = Host::new(open(&store).await?, gate_for(&module)?, Clock::system());
-            let ran = host.run_jobs().await.map_err(|e| e.to_string())?;
+        Command::Jobs {
+            store,
+            module,
+            jobs,
+        } => {
+            let host = Host::new(open(&store).await?, gate_for(&module)?, Clock::system())
+                .with_settings(Settings {
+                    job_lease: jobs.lease(),
+                    ..Settings::default()
+                });
+            let ran = host
+                .run_jobs_to_completion()
+                .await
+                .map_err(|e| e.to_string())?;
             println!("ran {ran} job items");
             Ok(())
         }
@@ -678,7 +713,7 @@ async fn policy(command: PolicyCommand) -> Result<gatehouse_host::authoring::Out
             let message = message.unwrap_or_else(|| format!("rollback to version {version}"));
             let v = versions::rollback(&store, version, &author(who), &message, now).await?;
             Ok(format!(
-                "published version {} with the module of version {version} (sha256 {}); running hosts switch to it within their poll interval",
+                "published version {} with the module of version {version} (sha256 {}); running hosts switch to it at once on PostgreSQL (NOTIFY), else within their poll interval",
                 v.version, v.module_sha256
             ))
         }

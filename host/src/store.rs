@@ -77,6 +77,8 @@ pub struct Store {
     pool: AnyPool,
     writer: AnyPool,
     dialect: Dialect,
+    /// The PostgreSQL URL, for [`Store::listen`].
+    url: Option<std::sync::Arc<str>>,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -113,6 +115,7 @@ impl Store {
             pool,
             writer,
             dialect: Dialect::Sqlite,
+            url: None,
         })
     }
 
@@ -138,7 +141,27 @@ impl Store {
             writer: pool.clone(),
             pool,
             dialect: Dialect::Postgres,
+            url: Some(location.into()),
         })
+    }
+
+    /// PostgreSQL: a connection listening on `channel` (`LISTEN`), which
+    /// reconnects by itself when the connection drops (notifications sent
+    /// meanwhile are lost: callers poll too). SQLite has no notifications:
+    /// `None`.
+    pub async fn listen(
+        &self,
+        channel: &str,
+    ) -> Option<Result<sqlx::postgres::PgListener, sqlx::Error>> {
+        let url = self.url.as_deref()?;
+        Some(
+            async {
+                let mut l = sqlx::postgres::PgListener::connect(url).await?;
+                l.listen(channel).await?;
+                Ok(l)
+            }
+            .await,
+        )
     }
 
     /// Which database this is.
@@ -275,6 +298,26 @@ pub async fn lock_trees(
     }
     q.fetch_all(&mut **tx).await?;
     Ok(roots)
+}
+
+/// Takes the named row lock of `store_locks` for the rest of the
+/// transaction (PostgreSQL `SELECT … FOR UPDATE`; a no-op on SQLite, whose
+/// `BEGIN IMMEDIATE` already holds the one write lock). Serialises writers
+/// of one kind that check before they write, such as two publishes.
+pub async fn lock_named(tx: &mut Tx, name: &str) -> Result<(), sqlx::Error> {
+    if tx.backend_name() == "SQLite" {
+        return Ok(());
+    }
+    let locked = sqlx::query("SELECT name FROM store_locks WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match locked {
+        Some(_) => Ok(()),
+        None => Err(sqlx::Error::Protocol(format!(
+            "the store has no lock named `{name}`: its migrations are older than this host"
+        ))),
+    }
 }
 
 /// Whether `e` is a deadlock or serialization failure (SQLSTATE `40P01`,

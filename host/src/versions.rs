@@ -69,10 +69,59 @@ pub struct NewVersion<'a> {
     pub rollback_of: Option<i64>,
     /// The module's brotli and gzip copies, made when it was baked.
     pub precompressed: Option<&'a Precompressed>,
+    /// What the publisher saw live: the version lands only if that is still
+    /// the newest when it commits.
+    pub seen: Seen<'a>,
 }
 
+/// What a publisher saw as the newest version when it prepared a publish.
+/// A publish is a change like any other: it checks what it depends on and
+/// writes under one lock, so of two publishes made from the same newest
+/// version only the first lands; the second is refused ([`Refused::Moved`])
+/// instead of silently undoing the first.
+#[derive(Debug, Clone, Copy)]
+pub enum Seen<'a> {
+    /// This version was the newest (`None`: nothing was published yet).
+    Version(Option<i64>),
+    /// The live policies had this hash (the base of a publish request). With
+    /// nothing published, the caller has checked it against its own module.
+    PolicyHash(&'a str),
+}
+
+/// Why a version was not recorded.
+#[derive(Debug)]
+pub enum Refused {
+    /// Someone else published since the publisher looked: this is now the
+    /// newest version.
+    Moved(Box<Version>),
+    /// The store failed.
+    Store(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Refused {
+    fn from(e: sqlx::Error) -> Refused {
+        Refused::Store(e)
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Moved(v) => write!(
+                f,
+                "version {} was published meanwhile by {} (\"{}\", policy hash {}): nothing was published; look at it and publish again",
+                v.version, v.author, v.message, v.policy_hash
+            ),
+            Refused::Store(e) => write!(f, "the store: {e}"),
+        }
+    }
+}
+
+/// The channel hosts `LISTEN` on (PostgreSQL) for newly published versions.
+pub const CHANNEL: &str = "gatehouse_versions";
+
 /// Records a new version; it becomes the newest.
-pub async fn record(store: &Store, new: &NewVersion<'_>) -> Result<Version, sqlx::Error> {
+pub async fn record(store: &Store, new: &NewVersion<'_>) -> Result<Version, Refused> {
     let mut tx = store.begin_write().await?;
     let v = insert(&mut tx, new).await?;
     tx.commit().await?;
@@ -80,11 +129,28 @@ pub async fn record(store: &Store, new: &NewVersion<'_>) -> Result<Version, sqlx
 }
 
 /// Records a new version in `tx` (with what else must commit with it, such
-/// as the audit record of a publish from the editor).
-pub async fn insert(
-    tx: &mut crate::store::Tx,
-    new: &NewVersion<'_>,
-) -> Result<Version, sqlx::Error> {
+/// as the audit record of a publish from the editor): takes the publish
+/// lock, checks that what the publisher saw is still the newest, inserts,
+/// and (PostgreSQL) notifies the hosts listening on [`CHANNEL`] when the
+/// transaction commits.
+pub async fn insert(tx: &mut crate::store::Tx, new: &NewVersion<'_>) -> Result<Version, Refused> {
+    crate::store::lock_named(tx, "publish").await?;
+    let newest = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM policy_versions ORDER BY version DESC LIMIT 1"
+    ))
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(version)
+    .transpose()?;
+    let current = match (new.seen, &newest) {
+        (Seen::Version(v), n) => v == n.as_ref().map(|n| n.version),
+        (Seen::PolicyHash(_), None) => true,
+        (Seen::PolicyHash(h), Some(n)) => n.policy_hash == h,
+    };
+    if !current && let Some(n) = newest {
+        return Err(Refused::Moved(Box::new(n)));
+    }
     let row = sqlx::query(&format!(
         "INSERT INTO policy_versions (module_sha256, policy_hash, author, message, published_at, rollback_of, module, module_br, module_gz) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
@@ -100,7 +166,15 @@ pub async fn insert(
     .bind(new.precompressed.map(|p| p.gz.as_slice()))
     .fetch_one(&mut **tx)
     .await?;
-    version(&row)
+    let v = version(&row)?;
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(v.version.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(v)
 }
 
 /// Every version, newest first.
@@ -194,6 +268,10 @@ pub async fn rollback(
     .ok_or_else(|| format!("there is no version {to}; `gatehouse policy history` lists them"))?;
     let (bytes, precompressed) = stored(&old).map_err(|e| e.to_string())?;
     let v = version(&old).map_err(|e| e.to_string())?;
+    let seen = newest(store)
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|n| n.version);
     let (bytes, precompressed) = match precompressed {
         Some(p) => (bytes, p),
         None => tokio::task::spawn_blocking(move || {
@@ -214,6 +292,7 @@ pub async fn rollback(
             at,
             rollback_of: Some(to),
             precompressed: Some(&precompressed),
+            seen: Seen::Version(seen),
         },
     )
     .await
@@ -280,14 +359,49 @@ pub async fn refresh(
     Ok(Some(newest))
 }
 
-/// Polls the store every `every` and hot-swaps newly published versions.
-/// A version that fails to load is reported once and skipped until a newer
-/// one is published.
+/// Hot-swaps newly published versions: at once when PostgreSQL notifies
+/// a publish ([`CHANNEL`], sent when the publishing transaction commits, to
+/// every host), and by polling the store every `every` as well (SQLite has no
+/// notifications, and a notification sent while the listening connection
+/// was down is lost). A version that fails to load is reported once and
+/// skipped until a newer one is published.
 pub async fn watch(gate: Gate, store: Store, every: Duration) {
+    let mut listener = match store.listen(CHANNEL).await {
+        None => None,
+        Some(Ok(l)) => {
+            println!(
+                "gatehouse: listening for published versions (PostgreSQL NOTIFY {CHANNEL}), polling every {} ms as well",
+                every.as_millis()
+            );
+            Some(l)
+        }
+        Some(Err(e)) => {
+            eprintln!(
+                "gatehouse: cannot LISTEN for published versions ({e}): polling every {} ms",
+                every.as_millis()
+            );
+            None
+        }
+    };
     let mut failed: Option<String> = None;
     let mut said: Option<String> = None;
     loop {
-        tokio::time::sleep(every).await;
+        match listener.as_mut() {
+            Some(l) => {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    n = l.recv() => {
+                        if let Err(e) = n {
+                            // It reconnects on the next call; the poll
+                            // covers what was missed meanwhile.
+                            eprintln!("gatehouse: listening for published versions: {e}");
+                            tokio::time::sleep(every.min(Duration::from_secs(1))).await;
+                        }
+                    }
+                }
+            }
+            None => tokio::time::sleep(every).await,
+        }
         match refresh(&gate, &store, failed.as_deref()).await {
             Ok(Some(v)) => {
                 failed = None;

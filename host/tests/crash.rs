@@ -26,6 +26,13 @@ const OTHERS: &str =
 /// Runs of the binary that are meant to die.
 const FAULTY_RUNS: usize = 22;
 
+/// Hosts killed while they hold the job, in the two-host test.
+const KILLS: usize = 22;
+
+/// The job lease of the processes here (ms): short, so that a dead
+/// holder's job is taken over soon.
+const LEASE_MS: &str = "400";
+
 /// Why an item is expected to end as it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -208,6 +215,8 @@ fn jobs_command(db: &str) -> Command {
         .arg(db)
         .arg("--module")
         .arg(common::module_path())
+        // A killed run holds the job this long; the next run waits it out.
+        .args(["--job-lease-ms", LEASE_MS])
         .env_remove("GATEHOUSE_ABORT_AT")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -215,19 +224,25 @@ fn jobs_command(db: &str) -> Command {
     c
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_removal_survives_aborts_and_kills() {
+/// A bulk removal started through the API over the seeded tree, not yet run.
+struct Scene {
+    t: common::T,
+    job: String,
+    expect: BTreeMap<String, Expect>,
+    /// Accounts the victim was removed from by hand after the job started.
+    gone: Vec<String>,
+    /// Everyone else's memberships before.
+    others: Vec<Value>,
+    started: Instant,
+}
+
+/// Seeds a store, calls `before` on it (to start hosts), then starts the job.
+async fn start<R>(before: impl FnOnce(&common::T) -> R) -> (Scene, R) {
     let started = Instant::now();
-    let seed_u64 = seed_value();
-    println!("crash: seed {seed_u64} (rerun with GATEHOUSE_CRASH_SEED={seed_u64})");
-    let mut rng = StdRng::seed_from_u64(seed_u64);
-
     let t = common::empty().await;
-    let db = t.db.location.clone();
-    let mut expect = seed(&t).await;
-    let accounts_in_tree = tree().len();
-
+    let expect = seed(&t).await;
     let others = t.rows(OTHERS).await;
+    let r = before(&t);
 
     // Start the job through the API, as the agency's owner.
     let (s, body) = t
@@ -261,8 +276,29 @@ async fn bulk_removal_survives_aborts_and_kills() {
             .await;
         assert_eq!(s, StatusCode::OK, "{body}");
     }
+    (
+        Scene {
+            t,
+            job,
+            expect,
+            gone,
+            others,
+            started,
+        },
+        r,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_removal_survives_aborts_and_kills() {
+    let seed_u64 = seed_value();
+    println!("crash: seed {seed_u64} (rerun with GATEHOUSE_CRASH_SEED={seed_u64})");
+    let mut rng = StdRng::seed_from_u64(seed_u64);
+    let (scene, ()) = start(|_| ()).await;
     // Nothing runs the job in this process: the test host has no worker.
-    assert_eq!(done_items(&t, &job).await, 0);
+    assert_eq!(done_items(&scene.t, &scene.job).await, 0);
+    let (t, job) = (&scene.t, &scene.job);
+    let db = t.db.location.clone();
 
     // ---- Faulty runs of the real binary. ----
     let mut aborted = 0usize;
@@ -281,7 +317,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
         // Kill after this many more items are done, plus a short delay.
         let kill_after =
             (mode != 0).then(|| (rng.random_range(1..=3i64), rng.random_range(0..5u64)));
-        let before = done_items(&t, &job).await;
+        let before = done_items(t, job).await;
         let mut cmd = jobs_command(&db);
         if let Some(p) = &abort_at {
             cmd.env("GATEHOUSE_ABORT_AT", p);
@@ -295,7 +331,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
             }
             if let Some((n, delay)) = kill_after
                 && !sent_kill
-                && (done_items(&t, &job).await >= before + n
+                && (done_items(t, job).await >= before + n
                     || spawned.elapsed() > Duration::from_secs(120))
             {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -306,7 +342,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
         };
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let after = done_items(&t, &job).await;
+        let after = done_items(t, job).await;
         run_time += spawned.elapsed();
         if !status.success() {
             // Dying is the point; failing with an error is not.
@@ -334,7 +370,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
     }
 
     // ---- A clean run finishes the job. ----
-    let before = done_items(&t, &job).await;
+    let before = done_items(t, job).await;
     let out = jobs_command(&db).output().unwrap();
     assert!(
         out.status.success(),
@@ -344,7 +380,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
     );
     println!(
         "crash: clean run: {} items ({})",
-        done_items(&t, &job).await - before,
+        done_items(t, job).await - before,
         String::from_utf8_lossy(&out.stdout).trim()
     );
     println!(
@@ -353,6 +389,134 @@ async fn bulk_removal_survives_aborts_and_kills() {
     );
     assert!(aborted >= 20, "only {aborted} runs were aborted");
 
+    verify(scene).await;
+}
+
+/// A `gatehouse serve` on the scene's store that holds jobs for [`LEASE_MS`].
+fn host(db: &str, name: &'static str) -> common::Server {
+    let module = common::module_path();
+    common::serve(
+        name,
+        &[
+            "--db",
+            db,
+            "--module",
+            module.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--www",
+            "/nonexistent",
+            "--job-lease-ms",
+            LEASE_MS,
+        ],
+    )
+}
+
+/// Who holds the job's lease now, and until when (unix ms).
+async fn lease(t: &common::T, job: &str) -> (String, Option<String>, Option<i64>) {
+    let r = &t
+        .rows(&format!(
+            "SELECT status, lease_owner, lease_until FROM jobs WHERE id = '{job}'"
+        ))
+        .await[0];
+    (
+        r["status"].as_str().unwrap().to_owned(),
+        r["lease_owner"].as_str().map(str::to_owned),
+        r["lease_until"].as_i64(),
+    )
+}
+
+/// Many hosts, one store: two `gatehouse serve` processes work the bulk
+/// removal; whichever holds the job is SIGKILLed at a random point (after
+/// 1–3 more items and 0–5 ms), again and again, and a new host is started in
+/// its place. The other host takes the job over when the dead one's lease
+/// runs out. In the end the job is done exactly as in one uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_host_takes_over_the_job_of_a_killed_host() {
+    let seed_u64 = seed_value();
+    println!("takeover: seed {seed_u64} (rerun with GATEHOUSE_CRASH_SEED={seed_u64})");
+    let mut rng = StdRng::seed_from_u64(seed_u64);
+    let names = ["host-a", "host-b", "host-c", "host-d"];
+    let (scene, mut hosts) = start(|t| {
+        vec![
+            host(&t.db.location, names[0]),
+            host(&t.db.location, names[1]),
+        ]
+    })
+    .await;
+    let (t, job) = (&scene.t, scene.job.clone());
+    let db = t.db.location.clone();
+    let mut started_hosts = 2usize;
+    let total = i64::try_from(scene.expect.len()).unwrap();
+    let mut kills = Vec::new();
+    let mut holders = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while kills.len() < KILLS {
+        assert!(Instant::now() < deadline, "the job stalled: {kills:?}");
+        // Wait for a live host to hold the job.
+        let (status, owner, _) = lease(t, &job).await;
+        if status != "running" {
+            break;
+        }
+        let Some(holder) = owner
+            .as_deref()
+            .and_then(|o| hosts.iter().position(|h| h.instance == o))
+        else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        holders.insert(hosts[holder].instance.clone());
+        let n = rng.random_range(1..=3i64);
+        let delay = rng.random_range(0..=5u64);
+        let before = done_items(t, &job).await;
+        while done_items(t, &job).await < (before + n).min(total) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let victim = hosts.remove(holder);
+        let who = victim.instance.clone();
+        victim.kill();
+        let at = done_items(t, &job).await;
+        kills.push(at);
+        println!(
+            "takeover: kill {:2}: host {who} killed after +{n} items +{delay} ms, {at}/{total} done",
+            kills.len()
+        );
+        hosts.push(host(&db, names[started_hosts % names.len()]));
+        started_hosts += 1;
+    }
+    // The survivors finish it.
+    while lease(t, &job).await.0 == "running" {
+        assert!(Instant::now() < deadline, "the job never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(hosts);
+    let mid = kills.iter().filter(|&&k| k > 0 && k < total).count();
+    println!(
+        "takeover: {} kills of the host holding the job ({mid} with the job part done), {} hosts held it, {total} items; {:.1?}",
+        kills.len(),
+        holders.len(),
+        scene.started.elapsed()
+    );
+    assert!(
+        mid >= 20,
+        "only {mid} kills landed mid-job: {kills:?} of {total}"
+    );
+    verify(scene).await;
+}
+
+/// Checks the finished job: one result per item, each decided once (one
+/// audit record, one mail), the report complete, nobody else touched.
+async fn verify(scene: Scene) {
+    let Scene {
+        t,
+        job,
+        mut expect,
+        gone,
+        others,
+        started,
+    } = scene;
+    let accounts_in_tree = tree().len();
     // ---- The job and its items. ----
     let status: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
         .bind(&job)

@@ -364,9 +364,17 @@ fn publish_records_versions_refuses_broken_policies_and_rolls_back() {
     assert_eq!(sha(lines[0]), sha(lines.last().unwrap()), "{out}");
 }
 
-fn serve(db: &str) -> common::Server {
+/// A demo host on `db`. On PostgreSQL it polls for new versions only
+/// every 10 minutes, so switching within the test's deadline is NOTIFY's
+/// doing; SQLite has no notifications and polls every 100 ms.
+fn serve(db: &str, name: &'static str) -> common::Server {
+    let poll = if db.starts_with("postgres") {
+        "600000"
+    } else {
+        "100"
+    };
     common::serve(
-        "server",
+        name,
         &[
             "--db",
             db,
@@ -376,7 +384,7 @@ fn serve(db: &str) -> common::Server {
             "--www",
             "/nonexistent",
             "--policy-poll-ms",
-            "100",
+            poll,
         ],
     )
 }
@@ -386,13 +394,14 @@ type Client = hyper_util::client::legacy::Client<
     http_body_util::Full<axum::body::Bytes>,
 >;
 
-/// One request: status and the policy hash the response announces.
+/// One request: status, the policy hash the response announces, and the
+/// audit record its body names.
 async fn send(
     client: &Client,
     method: &str,
     url: &str,
     token: &str,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String, Option<i64>), String> {
     let req = hyper::Request::builder()
         .method(method)
         .uri(url)
@@ -411,42 +420,91 @@ async fn send(
         .unwrap_or_default()
         .to_owned();
     use http_body_util::BodyExt as _;
-    res.into_body().collect().await.map_err(|e| e.to_string())?;
-    Ok((status, hash))
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let audit = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b["audit_id"].as_i64());
+    Ok((status, hash, audit))
 }
 
+/// Until `server` announces `hash`; how long that took.
+async fn until_serving(
+    client: &Client,
+    server: &common::Server,
+    token: &str,
+    hash: &str,
+) -> Duration {
+    let t0 = Instant::now();
+    // A debug build compiles the module slowly; a release host takes ~1 s.
+    let deadline = t0 + Duration::from_secs(180);
+    loop {
+        let (_, h, _) = send(client, "GET", &format!("{}/health", server.base), token)
+            .await
+            .unwrap();
+        if h == hash {
+            return t0.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never switched to {hash}",
+            server.base
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A publish under load on two hosts of one store: every request of the
+/// load succeeds, both hosts switch (on PostgreSQL by NOTIFY: they poll
+/// only every 10 minutes), and each host's decisions switch policy hash
+/// exactly once, old to new.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_published_module_is_hot_swapped_under_load_without_a_failed_request() {
+async fn a_published_module_is_hot_swapped_under_load_on_two_hosts_without_a_failed_request() {
     let tmp = common::TempDir::new();
     let db = common::TestDb::new(&tmp, "live.db");
     let db_s = db.location.clone();
-    let server = serve(&db_s);
+    let servers = Arc::new([serve(&db_s, "host1"), serve(&db_s, "host2")]);
     let (code, token) = common::gatehouse(&["token", "--db", &db_s, "--email", "olivia@acme.test"]);
     assert_eq!(code, 0, "{token}");
     let token = token.trim().to_owned();
     let client: Client =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
-    let (_, old_hash) = send(&client, "GET", &format!("{}/health", server.base), &token)
-        .await
-        .unwrap();
+    let (_, old_hash, _) = send(
+        &client,
+        "GET",
+        &format!("{}/health", servers[0].base),
+        &token,
+    )
+    .await
+    .unwrap();
     assert_eq!(old_hash.len(), 64);
 
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    // (host, audit id, policy hash announced) of every decided change.
+    let decided = Arc::new(std::sync::Mutex::new(Vec::<(usize, i64, String)>::new()));
     let mut tasks = Vec::new();
     // Writers: the owner suspends and unsuspends four members, one task each
-    // (so no toggle races another); readers list the members.
+    // (so no toggle races another), alternating hosts; readers list the
+    // members on both.
     for (i, whom) in ["bea", "sam", "rita", "bob", "", "", ""]
         .into_iter()
         .enumerate()
     {
-        let (client, token, base) = (client.clone(), token.clone(), server.base.clone());
-        let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+        let (client, token, servers) = (client.clone(), token.clone(), servers.clone());
+        let (stop, ok, failures, decided) =
+            (stop.clone(), ok.clone(), failures.clone(), decided.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
+                let host = (i + n) % 2;
+                let base = &servers[host].base;
                 let (method, url) = if whom.is_empty() {
                     ("GET", format!("{base}/v1/accounts/agency/members"))
                 } else {
@@ -461,8 +519,11 @@ async fn a_published_module_is_hot_swapped_under_load_without_a_failed_request()
                     )
                 };
                 match send(&client, method, &url, &token).await {
-                    Ok((200, _)) => {
+                    Ok((200, hash, audit)) => {
                         ok.fetch_add(1, Ordering::Relaxed);
+                        if let Some(id) = audit {
+                            decided.lock().unwrap().push((host, id, hash));
+                        }
                     }
                     other => failures
                         .lock()
@@ -509,21 +570,14 @@ async fn a_published_module_is_hot_swapped_under_load_without_a_failed_request()
         .to_owned();
     assert_ne!(new_hash, old_hash);
 
-    // Until the server announces the new module, then a while longer.
-    // A debug build compiles the module slowly; a release host takes ~1 s.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let (_, hash) = send(&client, "GET", &format!("{}/health", server.base), &token)
-            .await
-            .unwrap();
-        if hash == new_hash {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server never switched to {new_hash}"
+    // Until both servers announce the new module, then a while longer.
+    for (i, server) in servers.iter().enumerate() {
+        let took = until_serving(&client, server, &token, &new_hash).await;
+        println!(
+            "host {}: serving the new policies {:.0?} after the publish returned",
+            i + 1,
+            took
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -539,27 +593,105 @@ async fn a_published_module_is_hot_swapped_under_load_without_a_failed_request()
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(total > before + 20, "the load kept going after the publish");
 
-    // Audit rows switch hash once, from the old to the new.
+    // Each host's audit rows switch hash once, from the old to the new.
     let store = db.open().await;
-    let hashes: Vec<String> = sqlx::query_scalar("SELECT policy_hash FROM audit ORDER BY id")
-        .fetch_all(store.pool())
+    let mut decided = decided.lock().unwrap().clone();
+    decided.sort_by_key(|d| d.1);
+    for host in 0..2 {
+        let mut hashes = Vec::new();
+        // The header a response announces is read after the handler ran, so
+        // a swap in between can name the new hash on a decision made under
+        // the old one: the audit row is what the decision used.
+        for (_, id, _announced) in decided.iter().filter(|d| d.0 == host) {
+            let h: String = sqlx::query_scalar("SELECT policy_hash FROM audit WHERE id = $1")
+                .bind(id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            hashes.push(h);
+        }
+        let switches = hashes.windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(
+            switches,
+            1,
+            "host {}: hashes {:?}",
+            host + 1,
+            hashes.iter().collect::<BTreeSet<_>>()
+        );
+        assert_eq!(hashes.first(), Some(&old_hash));
+        assert_eq!(hashes.last(), Some(&new_hash));
+        let old_rows = hashes.iter().filter(|h| **h == old_hash).count();
+        println!(
+            "host {}: audit {old_rows} rows under {}…, then {} under {}…",
+            host + 1,
+            &old_hash[..12],
+            hashes.len() - old_rows,
+            &new_hash[..12]
+        );
+    }
+    let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit")
+        .fetch_one(store.pool())
         .await
         .unwrap();
-    let switches = hashes.windows(2).filter(|w| w[0] != w[1]).count();
     assert_eq!(
-        switches,
-        1,
-        "hashes: {:?}",
-        hashes.iter().collect::<BTreeSet<_>>()
+        usize::try_from(all).unwrap(),
+        decided.len(),
+        "every audit row is named by a response"
     );
-    assert_eq!(hashes.first(), Some(&old_hash));
-    assert_eq!(hashes.last(), Some(&new_hash));
-    let old_rows = hashes.iter().filter(|h| **h == old_hash).count();
+    drop(servers);
+}
+
+/// A publish is a change: two `gatehouse policy publish` started at once
+/// from the same newest version (each bakes and checks for seconds) cannot
+/// both land; the second is refused, naming the first, and nothing of it
+/// is recorded.
+#[test]
+fn two_publishes_from_the_same_version_do_not_both_land() {
+    let tmp = common::TempDir::new();
+    let store = common::TestDb::new(&tmp, "two.db");
+    let db = store.location.clone();
+    let (code, out) = common::gatehouse(&["policy", "publish", "--db", &db, "-m", "first"]);
+    assert_eq!(code, 0, "{out}");
+    let dirs = ["r01_members.cedar", "r06_nickname.cedar"].map(|file| {
+        common::policies_with(&format!("two-{}", &file[..3]), file, |t| {
+            t.replacen("// ", "// (reworded) ", 1)
+        })
+    });
+    let runs: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let (db, dir) = (db.clone(), dir.clone());
+            std::thread::spawn(move || {
+                common::gatehouse(&[
+                    "policy",
+                    "publish",
+                    dir.to_str().unwrap(),
+                    "--db",
+                    &db,
+                    "-m",
+                    &format!("publish {i}"),
+                ])
+            })
+        })
+        .collect();
+    let outs: Vec<(i32, String)> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    let landed = outs.iter().filter(|(c, _)| *c == 0).count();
     println!(
-        "audit: {old_rows} rows under {}…, then {} under {}…",
-        &old_hash[..12],
-        hashes.len() - old_rows,
-        &new_hash[..12]
+        "two publishes at once: exit codes {:?}",
+        outs.iter().map(|o| o.0).collect::<Vec<_>>()
     );
-    drop(server);
+    let (code, history) = common::gatehouse(&["policy", "history", "--db", &db]);
+    assert_eq!(code, 0, "{history}");
+    println!("{history}");
+    assert_eq!(
+        landed, 1,
+        "{outs:#?}
+{history}"
+    );
+    let refused = &outs.iter().find(|(c, _)| *c != 0).unwrap().1;
+    assert!(refused.contains("was published meanwhile by"), "{refused}");
+    let versions: Vec<&str> = history.lines().filter(|l| l.contains("module ")).collect();
+    assert_eq!(versions.len(), 2, "version 1 and one of the two: {history}");
+    assert!(versions[0].starts_with("* v2"), "{history}");
 }

@@ -212,6 +212,7 @@ async fn a_published_version_is_at_its_hash_before_and_after_the_host_swaps_to_i
             at: common::NOW,
             rollback_of: None,
             precompressed: Some(&precompressed),
+            seen: gatehouse_host::versions::Seen::Version(None),
         },
     )
     .await

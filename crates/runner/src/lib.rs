@@ -61,6 +61,69 @@ pub enum RunnerError {
     Wasm(String),
 }
 
+/// Where compiled modules are kept between runs: `$GATEHOUSE_COMPILE_CACHE`
+/// (`off` for nowhere), else `$XDG_CACHE_HOME/gatehouse`, else
+/// `$HOME/.cache/gatehouse`.
+fn cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    match std::env::var_os("GATEHOUSE_COMPILE_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("gatehouse")),
+    }
+}
+
+/// The module compiled for `engine`, from the cache when this program
+/// compiled these bytes before.
+///
+/// Why: compiling the 4.7 MB module is most of a host's start (seconds in
+/// an optimised build, tens of seconds in a debug one), and every restart,
+/// every `gatehouse jobs` and every host of a fleet compiled the same bytes
+/// again. The cache file is named by the module's sha256 and wasmtime's
+/// compatibility hash (its version and every compiler setting), so another
+/// module, wasmtime or configuration never reads it; wasmtime checks that
+/// again when it loads the file. A file that does not load is compiled again
+/// and replaced; a cache that cannot be written is skipped. The decisions
+/// come from the same module bytes either way.
+fn compiled(engine: &Engine, bytes: &[u8], sha256: &str) -> Result<Module, RunnerError> {
+    use std::hash::{Hash, Hasher};
+    let Some(dir) = cache_dir() else {
+        return Module::new(engine, bytes).map_err(wasm);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let path = dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()));
+    if path.is_file() {
+        // SAFETY: `deserialize_file` runs the file's machine code, so it
+        // must be wasmtime's own output: it is, written below by
+        // `Module::serialize` (atomically, by rename) into the running
+        // user's cache directory, under a name only these module bytes and
+        // this engine produce. Whoever can write that directory can already
+        // replace this user's programs. `GATEHOUSE_COMPILE_CACHE=off`
+        // turns it off.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Module::deserialize_file(engine, &path) };
+        if let Ok(m) = loaded {
+            return Ok(m);
+        }
+    }
+    let module = Module::new(engine, bytes).map_err(wasm)?;
+    if let Ok(serialized) = module.serialize() {
+        let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&tmp, &serialized))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(module)
+}
+
 fn wasm(e: impl std::fmt::Display) -> RunnerError {
     RunnerError::Wasm(e.to_string())
 }
@@ -145,7 +208,8 @@ impl Runner {
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Arc::new(Engine::new(&config).map_err(wasm)?);
-        let module = Module::new(&engine, bytes).map_err(wasm)?;
+        let module_sha256 = hex(&Sha256::digest(bytes));
+        let module = compiled(&engine, bytes, &module_sha256)?;
         let mut linker: Linker<State> = Linker::new(&engine);
         // The wasm-bindgen glue's one import (`__wbindgen_init_externref_table`)
         // is only called by `__wbindgen_start`, which the raw ABI never calls.
@@ -157,7 +221,7 @@ impl Runner {
         let mut runner = Runner {
             engine,
             pre,
-            module_sha256: hex(&Sha256::digest(bytes)),
+            module_sha256,
             policy_hash: hex(&Sha256::digest(&bundle)),
             bundle,
             pool: Mutex::new(Vec::new()),

@@ -458,6 +458,16 @@ pub struct Server {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT`, as the server printed it.
     pub base: String,
+    /// Its instance id (what its job leases name), as it printed it.
+    pub instance: String,
+}
+
+impl Server {
+    /// SIGKILL: no cleanup, no last words, as a lost machine.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Server {
@@ -482,10 +492,14 @@ pub fn serve(name: &'static str, args: &[&str]) -> Server {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let base = loop {
+    let (base, instance) = loop {
         let line = lines.next().expect("the server exited").unwrap();
         if let Some(rest) = line.strip_prefix("gatehouse listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
+            let instance = rest
+                .rsplit_once(", host ")
+                .map(|(_, h)| h.trim_end_matches(')').to_owned())
+                .unwrap_or_default();
+            break (rest.split_whitespace().next().unwrap().to_owned(), instance);
         }
     };
     std::thread::spawn(move || {
@@ -493,5 +507,9 @@ pub fn serve(name: &'static str, args: &[&str]) -> Server {
             println!("[{name}] {line}");
         }
     });
-    Server { child, base }
+    Server {
+        child,
+        base,
+        instance,
+    }
 }
