@@ -142,7 +142,7 @@ fn idp(i: usize) -> String {
 /// SCIM deactivation of them is a real race; the SCIM attempt on the
 /// other, locally made owner is a decided denial.
 fn managed(i: usize) -> &'static str {
-    if i % 2 == 0 { "a" } else { "b" }
+    if i.is_multiple_of(2) { "a" } else { "b" }
 }
 
 /// Accounts with two active owners each; API tokens for both owners and a
@@ -178,7 +178,11 @@ async fn seed(t: &common::T, accounts: usize) -> BTreeMap<String, String> {
 /// What an answer was, and whether it reached a decision; `None` for an
 /// answer the race may not give. A SCIM answer names no audit record, so
 /// `scim` holds the SCIM audit rows by target (one SCIM attempt per target).
-fn classify(act: &Act, a: &Answer, scim: &BTreeMap<String, (String, i64)>) -> Option<(&'static str, bool)> {
+fn classify(
+    act: &Act,
+    a: &Answer,
+    scim: &BTreeMap<String, (String, i64)>,
+) -> Option<(&'static str, bool)> {
     let message = a.message();
     if act.kind == Kind::ScimDeactivate {
         let row = scim.get(&format!("membership:h{:03}/{}", act.account, act.other));
@@ -188,7 +192,10 @@ fn classify(act: &Act, a: &Answer, scim: &BTreeMap<String, (String, i64)>) -> Op
             (200, Some(("allowed", 1))) if a.body["active"] == false => Some(("allowed", true)),
             (200, None) if a.body["active"] == false => Some(("already inactive", false)),
             (403, Some(("denied", 1))) if !a.reasons().is_empty() => Some(("denied", true)),
-            (404, None) if message.contains("in this account") || message.contains("is not a member of") => {
+            (404, None)
+                if message.contains("in this account")
+                    || message.contains("is not a member of") =>
+            {
                 Some(("gone", false))
             }
             _ => None,
@@ -250,7 +257,11 @@ async fn two_hosts_racing_owners_away_keep_an_owner_in_every_account() {
     let seeded = started.elapsed();
     let answers = cluster.api.race(reqs, WORKERS).await;
     let race_time = started.elapsed() - seeded;
-    let outcomes: Vec<(Act, Answer)> = moments.into_iter().flatten().zip(answers.into_iter().flatten()).collect();
+    let outcomes: Vec<(Act, Answer)> = moments
+        .into_iter()
+        .flatten()
+        .zip(answers.into_iter().flatten())
+        .collect();
     assert_eq!(outcomes.len(), attempts);
 
     // ---- Every answer is an expected one; nothing broke (no 5xx). ----
@@ -329,7 +340,11 @@ async fn two_hosts_racing_owners_away_keep_an_owner_in_every_account() {
             .await,
         i64::try_from(accounts).unwrap()
     );
-    assert_eq!(allowed.len(), accounts, "every account saw an allowed change");
+    assert_eq!(
+        allowed.len(),
+        accounts,
+        "every account saw an allowed change"
+    );
 
     // ---- One audit record per decided attempt, from both hosts. ----
     assert_eq!(
@@ -348,7 +363,11 @@ async fn two_hosts_racing_owners_away_keep_an_owner_in_every_account() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(
-        usize::try_from(t.int("SELECT COUNT(*) FROM audit WHERE source <> 'scim'").await).unwrap(),
+        usize::try_from(
+            t.int("SELECT COUNT(*) FROM audit WHERE source <> 'scim'")
+                .await
+        )
+        .unwrap(),
         ids.len(),
         "every API audit record is named by an answer"
     );
@@ -360,7 +379,11 @@ async fn two_hosts_racing_owners_away_keep_an_owner_in_every_account() {
     // The race raced: every kind was refused somewhere, and every kind
     // that can take an owner away did so somewhere.
     for kind in KINDS {
-        let n = |what: &str| by.get(&format!("{} {what}", kind.name())).copied().unwrap_or(0);
+        let n = |what: &str| {
+            by.get(&format!("{} {what}", kind.name()))
+                .copied()
+                .unwrap_or(0)
+        };
         assert!(n("denied") > 0, "no {} was refused: {by:?}", kind.name());
         if !matches!(kind, Kind::Demote | Kind::Remove) {
             assert!(n("allowed") > 0, "no {} went through: {by:?}", kind.name());
@@ -381,7 +404,9 @@ async fn sign_in_link(t: &common::T, email: &str) -> String {
         ))
         .await;
     let body = body[0]["body"].as_str().unwrap();
-    let at = body.find("ghl_").unwrap_or_else(|| panic!("no link in {body}"));
+    let at = body
+        .find("ghl_")
+        .unwrap_or_else(|| panic!("no link in {body}"));
     body[at..]
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .next()
@@ -419,9 +444,8 @@ async fn sessions_and_tokens_work_on_every_host_and_revocations_hold_at_once() {
         assert_eq!(a.status, 202, "{}", a.body);
         // The link redeemed on both hosts at the same instant: one session.
         let link = sign_in_link(&t, &email).await;
-        let redeem = |host| {
-            Req::new(host, Method::POST, "/v1/auth/redeem").json(json!({"token": link}))
-        };
+        let redeem =
+            |host| Req::new(host, Method::POST, "/v1/auth/redeem").json(json!({"token": link}));
         let mut answers = api
             .race(vec![vec![redeem(here), redeem(there)]], 1)
             .await
@@ -429,7 +453,11 @@ async fn sessions_and_tokens_work_on_every_host_and_revocations_hold_at_once() {
         answers.sort_by_key(|a| a.status);
         let [won, lost] = [&answers[0], &answers[1]];
         assert_eq!((won.status, lost.status), (200, 401), "{answers:?}");
-        assert!(lost.message().contains("unknown, used or expired"), "{}", lost.body);
+        assert!(
+            lost.message().contains("unknown, used or expired"),
+            "{}",
+            lost.body
+        );
         links_raced += 1;
         let browser = Auth::Cookie {
             secret: won.cookie.clone().expect("the session cookie"),
@@ -438,15 +466,24 @@ async fn sessions_and_tokens_work_on_every_host_and_revocations_hold_at_once() {
         let session = won.body["session"].as_str().unwrap().to_owned();
         // The session works on both hosts.
         for host in [here, there] {
-            let a = api.send(&Req::new(host, Method::GET, "/v1/me").auth(&browser)).await;
-            assert_eq!((a.status, a.body["session"].as_str()), (200, Some(session.as_str())), "{}", a.body);
+            let a = api
+                .send(&Req::new(host, Method::GET, "/v1/me").auth(&browser))
+                .await;
+            assert_eq!(
+                (a.status, a.body["session"].as_str()),
+                (200, Some(session.as_str())),
+                "{}",
+                a.body
+            );
         }
         // A token minted through one host works on the other.
         let a = api
             .send(
                 &Req::new(there, Method::POST, "/v1/tokens")
                     .auth(&browser)
-                    .json(json!({"label": "ci", "accounts": [format!("s{i:02}")], "access": "write"})),
+                    .json(
+                        json!({"label": "ci", "accounts": [format!("s{i:02}")], "access": "write"}),
+                    ),
             )
             .await;
         assert_eq!(a.status, 201, "{}", a.body);
@@ -454,21 +491,39 @@ async fn sessions_and_tokens_work_on_every_host_and_revocations_hold_at_once() {
             a.body["token"].as_str().unwrap().to_owned(),
             a.body["id"].as_str().unwrap().to_owned(),
         );
-        let a = api.send(&Req::new(here, Method::GET, &members).bearer(&token)).await;
+        let a = api
+            .send(&Req::new(here, Method::GET, &members).bearer(&token))
+            .await;
         assert_eq!(a.status, 200, "{}", a.body);
         // Revoked on one host: the very next request on the other is refused.
         let a = api
-            .send(&Req::new(here, Method::DELETE, format!("/v1/me/devices/{device}")).auth(&browser))
+            .send(
+                &Req::new(here, Method::DELETE, format!("/v1/me/devices/{device}")).auth(&browser),
+            )
             .await;
         assert_eq!(a.status, 200, "{}", a.body);
-        let a = api.send(&Req::new(there, Method::GET, &members).bearer(&token)).await;
-        assert_eq!(a.status, 401, "a revoked token on the other host: {}", a.body);
+        let a = api
+            .send(&Req::new(there, Method::GET, &members).bearer(&token))
+            .await;
+        assert_eq!(
+            a.status, 401,
+            "a revoked token on the other host: {}",
+            a.body
+        );
         assert!(a.message().contains("not valid"), "{}", a.body);
         // Signed out on one host: the very next request on the other is refused.
-        let a = api.send(&Req::new(there, Method::POST, "/v1/auth/sign-out").auth(&browser)).await;
+        let a = api
+            .send(&Req::new(there, Method::POST, "/v1/auth/sign-out").auth(&browser))
+            .await;
         assert_eq!(a.status, 200, "{}", a.body);
-        let a = api.send(&Req::new(here, Method::GET, "/v1/me").auth(&browser)).await;
-        assert_eq!(a.status, 401, "a signed-out session on the other host: {}", a.body);
+        let a = api
+            .send(&Req::new(here, Method::GET, "/v1/me").auth(&browser))
+            .await;
+        assert_eq!(
+            a.status, 401,
+            "a signed-out session on the other host: {}",
+            a.body
+        );
         assert!(a.message().contains("not valid"), "{}", a.body);
         revoked += 2;
     }

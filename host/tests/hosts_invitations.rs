@@ -63,19 +63,21 @@ fn sorted(mut answers: Vec<Answer>) -> [Answer; 2] {
 
 /// How many memberships each `(account, user)` has.
 async fn memberships(t: &common::T) -> BTreeMap<(String, String), i64> {
-    t.rows("SELECT account_id, user_id, COUNT(*) AS n FROM memberships GROUP BY account_id, user_id")
-        .await
-        .into_iter()
-        .map(|r| {
+    t.rows(
+        "SELECT account_id, user_id, COUNT(*) AS n FROM memberships GROUP BY account_id, user_id",
+    )
+    .await
+    .into_iter()
+    .map(|r| {
+        (
             (
-                (
-                    r["account_id"].as_str().unwrap().to_owned(),
-                    r["user_id"].as_str().unwrap().to_owned(),
-                ),
-                r["n"].as_i64().unwrap(),
-            )
-        })
-        .collect()
+                r["account_id"].as_str().unwrap().to_owned(),
+                r["user_id"].as_str().unwrap().to_owned(),
+            ),
+            r["n"].as_i64().unwrap(),
+        )
+    })
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -108,7 +110,12 @@ async fn one_invitation_accepted_on_both_hosts_at_once_makes_one_membership() {
     for i in 0..n {
         let (account, invitee) = (format!("i{}", i % accounts), format!("n{i:02}"));
         let a = api
-            .send(&invite(i % 2, &tokens[&format!("io{}", i % accounts)], &invitee, &account))
+            .send(&invite(
+                i % 2,
+                &tokens[&format!("io{}", i % accounts)],
+                &invitee,
+                &account,
+            ))
             .await;
         assert_eq!(a.status, 201, "{}", a.body);
         let link = a.body["result"]["token"].as_str().unwrap().to_owned();
@@ -129,7 +136,10 @@ async fn one_invitation_accepted_on_both_hosts_at_once_makes_one_membership() {
         match (won.status, lost.status) {
             (200, 409) if lost.message().contains("already used") && won.audit_id().is_some() => {}
             (200, 200) => twice.push(format!("{invitee} in {account}")),
-            _ => wrong.push(format!("{invitee} in {account}: {} {} / {} {}", won.status, won.body, lost.status, lost.body)),
+            _ => wrong.push(format!(
+                "{invitee} in {account}: {} {} / {} {}",
+                won.status, won.body, lost.status, lost.body
+            )),
         }
     }
     let held = memberships(&t).await;
@@ -145,7 +155,11 @@ async fn one_invitation_accepted_on_both_hosts_at_once_makes_one_membership() {
         wrong.len(),
         started.elapsed()
     );
-    assert!(twice.is_empty(), "{} of {n} invitations were accepted twice: {twice:?}", twice.len());
+    assert!(
+        twice.is_empty(),
+        "{} of {n} invitations were accepted twice: {twice:?}",
+        twice.len()
+    );
     assert!(wrong.is_empty(), "unexpected answers: {wrong:#?}");
     assert_eq!(joined, n, "one membership per invitation");
     assert_eq!(
@@ -155,8 +169,10 @@ async fn one_invitation_accepted_on_both_hosts_at_once_makes_one_membership() {
     // A used link is the store's to refuse, not a decision: only the
     // acceptances that went through are audited.
     assert_eq!(
-        t.int("SELECT COUNT(*) FROM audit WHERE action = 'accept_invitation' AND decision = 'allowed'")
-            .await,
+        t.int(
+            "SELECT COUNT(*) FROM audit WHERE action = 'accept_invitation' AND decision = 'allowed'"
+        )
+        .await,
         i64::try_from(n).unwrap()
     );
     assert_eq!(
@@ -165,7 +181,8 @@ async fn one_invitation_accepted_on_both_hosts_at_once_makes_one_membership() {
         0
     );
     assert_eq!(
-        t.int("SELECT COUNT(*) FROM invitations WHERE status = 'accepted'").await,
+        t.int("SELECT COUNT(*) FROM invitations WHERE status = 'accepted'")
+            .await,
         i64::try_from(n).unwrap()
     );
 }
@@ -200,8 +217,18 @@ async fn two_invitations_for_the_last_seat_on_two_hosts_make_one_membership() {
         .map(|i| {
             let account = format!("l{i:02}");
             vec![
-                invite(0, &tokens[&format!("oa{i:02}")], &format!("ia{i:02}"), &account),
-                invite(1, &tokens[&format!("ob{i:02}")], &format!("ib{i:02}"), &account),
+                invite(
+                    0,
+                    &tokens[&format!("oa{i:02}")],
+                    &format!("ia{i:02}"),
+                    &account,
+                ),
+                invite(
+                    1,
+                    &tokens[&format!("ob{i:02}")],
+                    &format!("ib{i:02}"),
+                    &account,
+                ),
             ]
         })
         .collect();
@@ -218,14 +245,22 @@ async fn two_invitations_for_the_last_seat_on_two_hosts_make_one_membership() {
         let [won, lost] = sorted(answers);
         match (won.status, lost.status, winner) {
             (201, 403, Some(w))
-                if lost.policies().contains(&"R4.seat-limit".to_owned()) && lost.audit_id().is_some() =>
+                if lost.policies().contains(&"R4.seat-limit".to_owned())
+                    && lost.audit_id().is_some() =>
             {
                 let invitee = format!("{}{i:02}", ["ia", "ib"][w]);
                 let link = won.body["result"]["token"].as_str().unwrap();
-                accepts.push((account, invitee.clone(), accept(1 - w, &tokens[&invitee], link)));
+                accepts.push((
+                    account,
+                    invitee.clone(),
+                    accept(1 - w, &tokens[&invitee], link),
+                ));
             }
             (201, 201, _) => both.push(account),
-            _ => wrong.push(format!("{account}: {} {} / {} {}", won.status, won.body, lost.status, lost.body)),
+            _ => wrong.push(format!(
+                "{account}: {} {} / {} {}",
+                won.status, won.body, lost.status, lost.body
+            )),
         }
     }
     println!(
@@ -235,13 +270,21 @@ async fn two_invitations_for_the_last_seat_on_two_hosts_make_one_membership() {
         both.len(),
         wrong.len()
     );
-    assert!(both.is_empty(), "{} of {n} accounts got both invitations for one seat: {both:?}", both.len());
+    assert!(
+        both.is_empty(),
+        "{} of {n} accounts got both invitations for one seat: {both:?}",
+        both.len()
+    );
     assert!(wrong.is_empty(), "unexpected answers: {wrong:#?}");
 
     // The invitation that went through becomes the account's third member.
     for (account, invitee, req) in &accepts {
         let a = api.send(req).await;
-        assert_eq!(a.status, 200, "{invitee} accepting in {account}: {}", a.body);
+        assert_eq!(
+            a.status, 200,
+            "{invitee} accepting in {account}: {}",
+            a.body
+        );
     }
     let held = memberships(&t).await;
     for (account, invitee, _) in &accepts {
@@ -250,9 +293,16 @@ async fn two_invitations_for_the_last_seat_on_two_hosts_make_one_membership() {
     let full = t
         .rows("SELECT account_id, COUNT(*) AS n FROM memberships GROUP BY account_id HAVING COUNT(*) <> 3")
         .await;
-    assert!(full.is_empty(), "accounts without exactly 3 members for 3 seats: {full:?}");
+    assert!(
+        full.is_empty(),
+        "accounts without exactly 3 members for 3 seats: {full:?}"
+    );
     let n64 = i64::try_from(n).unwrap();
-    assert_eq!(t.int("SELECT COUNT(*) FROM invitations").await, n64, "one invitation per account");
+    assert_eq!(
+        t.int("SELECT COUNT(*) FROM invitations").await,
+        n64,
+        "one invitation per account"
+    );
     for (decision, count) in [("allowed", n64), ("denied", n64)] {
         assert_eq!(
             t.int(&format!(

@@ -207,7 +207,10 @@ impl Api {
             Auth::Bearer(t) => b = b.header("authorization", format!("Bearer {t}")),
             Auth::Cookie { secret, csrf } => {
                 b = b
-                    .header("cookie", format!("{}={secret}", gatehouse_host::auth::COOKIE))
+                    .header(
+                        "cookie",
+                        format!("{}={secret}", gatehouse_host::auth::COOKIE),
+                    )
                     .header("x-csrf-token", csrf);
             }
         }
@@ -298,7 +301,10 @@ pub fn count_from_env(name: &str, default: usize) -> usize {
 
 /// API tokens the servers accept, one per user: made on the system clock,
 /// as the servers' own.
-pub async fn api_tokens(t: &super::T, users: &[String]) -> std::collections::BTreeMap<String, String> {
+pub async fn api_tokens(
+    t: &super::T,
+    users: &[String],
+) -> std::collections::BTreeMap<String, String> {
     let minting = system_host(t);
     let mut tokens = std::collections::BTreeMap::new();
     for user in users {
