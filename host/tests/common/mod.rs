@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tower::ServiceExt;
 
+pub mod cluster;
 pub mod verdict;
 
 /// The module the tests ask: `$GATEHOUSE_MODULE` or `dist/gatehouse.wasm`
