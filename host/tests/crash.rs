@@ -394,22 +394,7 @@ async fn bulk_removal_survives_aborts_and_kills() {
 
 /// A `gatehouse serve` on the scene's store that holds jobs for [`LEASE_MS`].
 fn host(db: &str, name: &'static str) -> common::Server {
-    let module = common::module_path();
-    common::serve(
-        name,
-        &[
-            "--db",
-            db,
-            "--module",
-            module.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--www",
-            "/nonexistent",
-            "--job-lease-ms",
-            LEASE_MS,
-        ],
-    )
+    common::serve_api(name, db, &["--job-lease-ms", LEASE_MS])
 }
 
 /// Who holds the job's lease now, and until when (unix ms).

@@ -59,20 +59,7 @@ impl Cluster {
 }
 
 fn serve(location: &str, name: &'static str) -> Server {
-    let module = super::module_path();
-    super::serve(
-        name,
-        &[
-            "--db",
-            location,
-            "--module",
-            module.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--www",
-            "/nonexistent",
-        ],
-    )
+    super::serve_api(name, location, &[])
 }
 
 /// How a request authenticates.

@@ -478,6 +478,24 @@ impl Drop for Server {
     }
 }
 
+/// `gatehouse serve` on `db` with the test module, the API only, on a port
+/// the system picks, plus `extra` flags.
+pub fn serve_api(name: &'static str, db: &str, extra: &[&str]) -> Server {
+    let module = module_path();
+    let mut args = vec![
+        "--db",
+        db,
+        "--module",
+        module.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--www",
+        "/nonexistent",
+    ];
+    args.extend_from_slice(extra);
+    serve(name, &args)
+}
+
 /// Starts `gatehouse serve ARGS` from the repository root and waits until it
 /// listens; its later output goes to the test's, each line prefixed `[name]`
 /// (drained, so the server never blocks on a full pipe).
