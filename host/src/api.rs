@@ -190,6 +190,10 @@ pub fn router(host: Host) -> Router {
             host.clone(),
             announce_module,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            host.clone(),
+            crate::timing::header,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(host)
 }

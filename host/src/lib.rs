@@ -28,6 +28,7 @@ pub mod outbox;
 pub mod read;
 pub mod scim;
 pub mod store;
+pub mod timing;
 pub mod token;
 pub mod versions;
 pub mod wire;
@@ -59,6 +60,14 @@ pub struct Settings {
     /// host that dies holds its jobs this long, at most, before another
     /// host takes them over ([`jobs`]).
     pub job_lease: std::time::Duration,
+    /// Send each request's write-path phases (lock wait and hold, decide,
+    /// commit) in a `Server-Timing` header ([`timing`]). Off by default: lock
+    /// contention is a fact about other tenants' traffic.
+    pub server_timing: bool,
+    /// Decide each change on a read snapshot before taking the write lock,
+    /// and under the lock only compare the facts read again ([`change`]).
+    /// On by default; off decides under the lock.
+    pub decide_early: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +79,8 @@ impl Default for Settings {
             www: None,
             authoring: None,
             job_lease: jobs::DEFAULT_LEASE,
+            server_timing: false,
+            decide_early: true,
         }
     }
 }

@@ -171,6 +171,15 @@ enum Command {
         tables: PathBuf,
         #[command(flatten)]
         jobs: JobArgs,
+        /// Send each change's lock wait and hold, decide and commit times
+        /// in a `Server-Timing` response header (what the host bench reads).
+        #[arg(long, env = "GATEHOUSE_SERVER_TIMING")]
+        server_timing: bool,
+        /// Decide each change under the write lock instead of on a read
+        /// snapshot before it (the snapshot's answer is kept only when the
+        /// facts read again under the lock are equal).
+        #[arg(long, env = "GATEHOUSE_DECIDE_IN_LOCK")]
+        decide_in_lock: bool,
     },
     /// Show the newest mails of the outbox (sign-in links, invitations, notices).
     Outbox {
@@ -394,6 +403,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             policies,
             tables,
             jobs,
+            server_timing,
+            decide_in_lock,
         } => {
             let gate = gate_for(&module)?;
             let store_handle = open(&store).await?;
@@ -458,6 +469,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                         tables,
                     }),
                 job_lease: jobs.lease(),
+                server_timing,
+                decide_early: !decide_in_lock,
             });
             if demo {
                 let facts = gatehouse_host::demo::acme().map_err(|e| e.to_string())?;

@@ -13,6 +13,8 @@
 //! * `test` — every check CI runs (`.ci/run` calls it);
 //! * `run` — the main job;
 //! * `dist` — the release binary, carrying the module it was built with;
+//! * `bench-host` — real hosts over SQLite and PostgreSQL: changes/s,
+//!   latency and lock hold time per change;
 //! * `scaling` — the write path simulated at loads this machine cannot make.
 //!
 //! Every install step (the wasm32 target, wasm-bindgen-cli at the crate's
@@ -53,6 +55,7 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("dist") => dist(),
         Some("scaling") => scaling::run(&args[1..]),
+        Some("bench-host") => bench_host(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -66,6 +69,7 @@ fn main() {
                  test      run every check CI runs\n  \
                  run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]\n  \
                  dist      build target/release/gatehouse carrying the module (serves from any directory)\n  \
+                 bench-host  real hosts on SQLite and PostgreSQL: changes/s, p50/p99, lock hold [--changes N --clients C --pg URL --only sqlite|pg]\n  \
                  scaling   simulate the write path at 1x, 10x and 100x load (docs/scaling.md) [--decide-us N ...]"
             );
             std::process::exit(2);
@@ -483,6 +487,25 @@ fn dist() -> Result {
         module.sha256
     );
     Ok(())
+}
+
+/// The host bench (`host/examples/bench.rs`): the release binary, then
+/// the example in release, which starts that binary as its hosts.
+fn bench_host(extra: &[String]) -> Result {
+    dist()?;
+    sh(cargo()
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "gatehouse-host",
+            "--example",
+            "bench",
+            "--",
+            "--bin",
+        ])
+        .arg(root().join("target/release/gatehouse"))
+        .args(extra))
 }
 
 /// The main job: build the module and the host, then serve the demo on an
