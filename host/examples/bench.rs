@@ -2,7 +2,7 @@
 //! write workload, and where each change's time goes.
 //!
 //! `cargo xtask bench-host` builds the release binary and runs this; by hand:
-//! `cargo run --release -p gatehouse-host --example bench -- --bin target/release/gatehouse [--changes N --clients C --pg postgres://…/test --only sqlite|pg]`
+//! `cargo run --release -p gatehouse-host --example bench -- --bin target/release/gatehouse [--changes N --clients C --pg postgres://…/test --only sqlite|postgres]`
 //!
 //! For each store (SQLite × 1 host, PostgreSQL × 1 host, PostgreSQL × 2
 //! hosts) and each spread (writes over 100 accounts, or all on 1 account)
@@ -192,8 +192,13 @@ struct Row {
     requests: usize,
     applied: usize,
     denied: usize,
+    /// 409: decided inapplicable (suspending a suspended member …).
+    inapplicable: usize,
     other: usize,
     secs: f64,
+    /// CPU time per request (ms): the hosts, the database server, this
+    /// process (the clients).
+    cpu: [f64; 3],
     latency: Vec<f64>,
     phases: Vec<(String, Vec<f64>)>,
     audit: i64,
@@ -247,6 +252,8 @@ async fn scenario(
         }
     }
     let per_client = setup.changes / setup.clients;
+    let host_pids: Vec<u32> = served.iter().map(|s| s.child.id()).collect();
+    let cpu_before = cpu_now(&host_pids);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..setup.clients {
@@ -305,6 +312,7 @@ async fn scenario(
         answers.extend(t.await.map_err(|e| e.to_string())?);
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_now(&host_pids);
     drop(served);
     let audit: i64 =
         sqlx::query_scalar("SELECT CAST(COALESCE(SUM(repeats), 0) AS BIGINT) FROM audit")
@@ -319,8 +327,10 @@ async fn scenario(
         requests: answers.len(),
         applied: 0,
         denied: 0,
+        inapplicable: 0,
         other: 0,
         secs,
+        cpu: [0.0; 3],
         latency: Vec::new(),
         phases: [
             "wait", "hold", "facts", "decide", "apply", "commit", "early",
@@ -335,6 +345,7 @@ async fn scenario(
         match a.status {
             200 | 201 => row.applied += 1,
             403 => row.denied += 1,
+            409 => row.inapplicable += 1,
             _ => row.other += 1,
         }
         for (name, ms) in a.phases {
@@ -343,11 +354,45 @@ async fn scenario(
             }
         }
     }
+    for (i, c) in row.cpu.iter_mut().enumerate() {
+        *c = (cpu_after[i] - cpu_before[i]) / row.requests.max(1) as f64;
+    }
     row.latency.sort_by(f64::total_cmp);
     for (_, v) in &mut row.phases {
         v.sort_by(f64::total_cmp);
     }
     Ok(row)
+}
+
+/// CPU time used so far (ms, user + system) by `hosts`, by every
+/// `postgres` process, and by this process: from `/proc` (Linux).
+fn cpu_now(hosts: &[u32]) -> [f64; 3] {
+    let ticks = |pid: &str| -> Option<(String, f64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (head, rest) = stat.rsplit_once(") ")?;
+        let name = head.split_once(" (")?.1.to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Fields 14 and 15 of the file (utime, stime), in clock ticks.
+        let t: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some((name, t * 10.0)) // 100 ticks per second on Linux
+    };
+    let mut out = [0.0; 3];
+    for h in hosts {
+        out[0] += ticks(&h.to_string()).map_or(0.0, |(_, t)| t);
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            if pid.chars().all(|c| c.is_ascii_digit())
+                && let Some((name, t)) = ticks(&pid)
+                && name.starts_with("postgres")
+            {
+                out[1] += t;
+            }
+        }
+    }
+    out[2] = ticks("self").map_or(0.0, |(_, t)| t);
+    out
 }
 
 /// A new PostgreSQL database beside `base`'s, dropped by [`drop_pg`].
@@ -387,9 +432,9 @@ fn print(rows: &[Row], setup: &Setup<'_>) {
         setup.host_args.join(" ")
     );
     println!(
-        "| store | hosts | accounts written | requests (applied/denied/other) | audit | applied/s | decided/s | p50 ms | p99 ms | lock wait p50/p99 ms | lock hold p50/p99 ms | in the hold: facts / decide / apply / commit p50 ms | decided under the lock | target |"
+        "| store | hosts | accounts written | requests: applied / denied / inapplicable / other | audit records | applied/s | decided/s | p50 ms | p99 ms | lock wait p50/p99 ms | lock hold p50/p99 ms | in the hold: facts / decide / apply / commit p50 ms | decided under the lock | CPU ms per request: hosts / database / clients | target |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let p = |name: &str, q: f64| {
             r.phases
@@ -403,6 +448,7 @@ fn print(rows: &[Row], setup: &Setup<'_>) {
                 .find(|(n, _)| n == name)
                 .map_or(0, |(_, v)| v.len())
         };
+        let decided = r.applied + r.denied + r.inapplicable;
         let under = 100.0 * count("decide") as f64 / count("hold").max(1) as f64;
         let target = if r.store == "SQLite" {
             ">= 2,000 applied/s, p99 <= 10 ms"
@@ -410,22 +456,23 @@ fn print(rows: &[Row], setup: &Setup<'_>) {
             ">= 1,000 applied/s"
         };
         println!(
-            "| {} | {} | {} | {} ({}/{}/{}) | {}{} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} / {:.2} / {:.2} | {under:.0}% | {target} |",
+            "| {} | {} | {} | {}: {} / {} / {} / {} | {}{} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} / {:.2} / {:.2} | {under:.0}% | {:.2} / {:.2} / {:.2} | {target} |",
             r.store,
             r.hosts,
             r.accounts,
             r.requests,
             r.applied,
             r.denied,
+            r.inapplicable,
             r.other,
             r.audit,
-            if r.audit == (r.applied + r.denied) as i64 {
-                " ="
+            if r.audit == decided as i64 {
+                " (= decided)"
             } else {
                 " (≠ decided!)"
             },
             r.applied as f64 / r.secs,
-            (r.applied + r.denied) as f64 / r.secs,
+            decided as f64 / r.secs,
             pct(&r.latency, 0.5),
             pct(&r.latency, 0.99),
             p("wait", 0.5),
@@ -436,6 +483,9 @@ fn print(rows: &[Row], setup: &Setup<'_>) {
             p("decide", 0.5),
             p("apply", 0.5),
             p("commit", 0.5),
+            r.cpu[0],
+            r.cpu[1],
+            r.cpu[2],
         );
     }
 }
@@ -466,6 +516,7 @@ async fn main() -> Result<(), String> {
     let pg = arg("--pg")
         .or_else(|| std::env::var("GATEHOUSE_TEST_PG").ok())
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    // `--only sqlite` or `--only postgres` (a prefix of either).
     let only = arg("--only");
     let dir = std::env::temp_dir().join(format!("gatehouse-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -186,7 +187,7 @@ pub fn router(host: Host) -> Router {
         .merge(scim::router())
         .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::map_response_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             host.clone(),
             announce_module,
         ))
@@ -199,14 +200,18 @@ pub fn router(host: Host) -> Router {
 }
 
 /// Every response names the module the host decides with, so a page that
-/// loaded an older one notices and reloads it. `/v1/module` names them
-/// itself, read with the bytes it sends (a swap in between cannot make the
-/// header disagree with the body).
-async fn announce_module(State(host): State<Host>, mut response: Response) -> Response {
+/// loaded an older one notices and reloads it: the module and policy hash
+/// its answers were made under when it asked the module, the live ones
+/// otherwise. `/v1/module` names them itself, read with the bytes it sends
+/// (a swap in between cannot make the header disagree with the body).
+async fn announce_module(State(host): State<Host>, request: Request, next: Next) -> Response {
+    let (mut response, answered) = crate::gate::answering(next.run(request)).await;
+    let (module, policy) =
+        answered.unwrap_or_else(|| (host.gate.module_sha256(), host.gate.policy_hash()));
     let h = response.headers_mut();
     for (name, value) in [
-        ("x-gatehouse-module-sha256", host.gate.module_sha256()),
-        ("x-gatehouse-policy-hash", host.gate.policy_hash()),
+        ("x-gatehouse-module-sha256", module),
+        ("x-gatehouse-policy-hash", policy),
     ] {
         if !h.contains_key(name)
             && let Ok(v) = HeaderValue::from_str(&value)

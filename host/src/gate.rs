@@ -61,6 +61,29 @@ pub struct Decided<T> {
     pub module_hash: String,
 }
 
+tokio::task_local! {
+    /// The module and policy hash the current request's answers were made
+    /// under (the last one wins), for the headers that announce them.
+    static ANSWERED: std::cell::RefCell<Option<(String, String)>>;
+}
+
+fn answered(module: &str, policy: &str) {
+    let _ = ANSWERED.try_with(|a| *a.borrow_mut() = Some((module.to_owned(), policy.to_owned())));
+}
+
+/// Runs a request's handler and says which module and policy hash its
+/// answers were made under, if it asked the module: a hot swap while the
+/// handler ran cannot make a response announce the new hash over an answer
+/// made under the old one.
+pub async fn answering<F: std::future::Future>(f: F) -> (F::Output, Option<(String, String)>) {
+    ANSWERED
+        .scope(std::cell::RefCell::new(None), async {
+            let out = f.await;
+            (out, ANSWERED.with(|a| a.take()))
+        })
+        .await
+}
+
 fn load(bytes: Vec<u8>, precompressed: Option<Precompressed>) -> Result<Loaded, String> {
     let runner = Arc::new(Runner::new(&bytes).map_err(|e| e.to_string())?);
     Ok(Loaded {
@@ -242,6 +265,7 @@ impl Gate {
                 question,
                 ..
             } => pick(decision, batch, question)
+                .inspect(|_| answered(runner.module_sha256(), &policy_hash))
                 .map(|answer| Decided {
                     answer,
                     envelope,

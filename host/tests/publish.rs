@@ -599,17 +599,24 @@ async fn a_published_module_is_hot_swapped_under_load_on_two_hosts_without_a_fai
     decided.sort_by_key(|d| d.1);
     for host in 0..2 {
         let mut hashes = Vec::new();
-        // The header a response announces is read after the handler ran, so
-        // a swap in between can name the new hash on a decision made under
-        // the old one: the audit row is what the decision used.
-        for (_, id, _announced) in decided.iter().filter(|d| d.0 == host) {
+        let mut misnamed = Vec::new();
+        for (_, id, announced) in decided.iter().filter(|d| d.0 == host) {
             let h: String = sqlx::query_scalar("SELECT policy_hash FROM audit WHERE id = $1")
                 .bind(id)
                 .fetch_one(store.pool())
                 .await
                 .unwrap();
+            // A response names the policies its decision was made under.
+            if *announced != h {
+                misnamed.push((*id, announced.clone(), h.clone()));
+            }
             hashes.push(h);
         }
+        assert!(
+            misnamed.is_empty(),
+            "host {}: responses announcing another hash than their decision's: {misnamed:?}",
+            host + 1
+        );
         let switches = hashes.windows(2).filter(|w| w[0] != w[1]).count();
         assert_eq!(
             switches,

@@ -226,8 +226,25 @@ fn policies(o: &Outcome) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn owners_racing_each_other_never_leave_an_account_ownerless() {
+    race(false).await;
+}
+
+/// The same race with each decision made first on a snapshot outside the
+/// lock (`--decide-early`): kept only when the facts under the lock agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owners_racing_with_early_decisions_never_leave_an_account_ownerless() {
+    race(true).await;
+}
+
+async fn race(early: bool) {
     let started = std::time::Instant::now();
-    let t = Arc::new(common::empty().await);
+    let mut t = common::empty().await;
+    t.host = t.host.clone().with_settings(gatehouse_host::Settings {
+        decide_early: early,
+        ..gatehouse_host::Settings::default()
+    });
+    t.app = t.host.router();
+    let t = Arc::new(t);
     seed(&t).await;
     // Tokens first, so the race itself writes only through `perform`.
     for i in 0..ACCOUNTS {

@@ -69,7 +69,7 @@ fn main() {
                  test      run every check CI runs\n  \
                  run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]\n  \
                  dist      build target/release/gatehouse carrying the module (serves from any directory)\n  \
-                 bench-host  real hosts on SQLite and PostgreSQL: changes/s, p50/p99, lock hold [--changes N --clients C --pg URL --only sqlite|pg]\n  \
+                 bench-host  real hosts on SQLite and PostgreSQL: changes/s, p50/p99, lock hold [--changes N --clients C --pg URL --only sqlite|postgres]\n  \
                  scaling   simulate the write path at 1x, 10x and 100x load (docs/scaling.md) [--decide-us N ...]"
             );
             std::process::exit(2);

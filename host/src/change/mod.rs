@@ -2,10 +2,11 @@
 //! the facts → decide → allowed: apply, audit and queue mail; denied: audit
 //! only and answer 403 with the reasons → commit.
 //!
-//! The decision is first made on a read snapshot, outside the lock; under
-//! the lock the facts are read again and the early answer stands only when
-//! they are equal (otherwise the module is asked again), so the lock is held
-//! to read, compare, write and commit, not to decide. Each family of changes
+//! With `--decide-early` the decision is first made on a read snapshot,
+//! outside the lock; under the lock the facts are read again and the early
+//! answer stands only when they are equal (otherwise the module is asked
+//! again), so the lock is held to read, compare, write and commit, not to
+//! decide. Each family of changes
 //! ([`members`], [`invitations`], [`owner_removal`], [`profile`], [`seats`],
 //! [`scim`]) has its own file with its plan (which rows it names, what to
 //! ask, which trees to lock) and its apply (the writes, from the facts the
