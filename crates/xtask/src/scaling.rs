@@ -61,13 +61,13 @@ impl Default for Params {
             rate: 1_000.0,
             skew: 0.0,
             seconds: 2.0,
-            host_us: 250.0,
+            host_us: 450.0,
             decide_us: 60.0,
-            decide_us_per_member: 9.0,
+            decide_us_per_member: 12.5,
             read_us: 120.0,
             read_us_per_member: 6.0,
             write_us: 150.0,
-            commit_us: 400.0,
+            commit_us: 490.0,
         }
     }
 }
