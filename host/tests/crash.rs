@@ -413,7 +413,7 @@ async fn lease(t: &common::T, job: &str) -> (String, Option<String>, Option<i64>
 
 /// Many hosts, one store: two `gatehouse serve` processes work the bulk
 /// removal; whichever holds the job is SIGKILLed at a random point (after
-/// 1–3 more items and 0–5 ms), again and again, and a new host is started in
+/// 1–3 more items and 0–1 ms), again and again, and a new host is started in
 /// its place. The other host takes the job over when the dead one's lease
 /// runs out. In the end the job is done exactly as in one uninterrupted run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,8 +436,17 @@ async fn another_host_takes_over_the_job_of_a_killed_host() {
     let mut kills = Vec::new();
     let mut holders = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(600);
+    // Replacements start in the background: a start can take longer than a
+    // lease on a loaded machine, and a test blocked on it would find the
+    // survivor far into the job before it could aim the next kill.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let mut pending = 0usize;
     while kills.len() < KILLS {
         assert!(Instant::now() < deadline, "the job stalled: {kills:?}");
+        while let Ok(h) = started_rx.try_recv() {
+            hosts.push(h);
+            pending -= 1;
+        }
         // Wait for a live host to hold the job.
         let (status, owner, _) = lease(t, &job).await;
         if status != "running" {
@@ -447,28 +456,40 @@ async fn another_host_takes_over_the_job_of_a_killed_host() {
             .as_deref()
             .and_then(|o| hosts.iter().position(|h| h.instance == o))
         else {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
         holders.insert(hosts[holder].instance.clone());
         let n = rng.random_range(1..=3i64);
-        let delay = rng.random_range(0..=5u64);
+        // An item takes about a millisecond: a delay within one lands the
+        // kill at a random point of an item (std's sleep: tokio's timer
+        // rounds up to a millisecond).
+        let delay = rng.random_range(0..=1000u64);
         let before = done_items(t, &job).await;
         while done_items(t, &job).await < (before + n).min(total) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        std::thread::sleep(Duration::from_micros(delay));
         let victim = hosts.remove(holder);
         let who = victim.instance.clone();
         victim.kill();
         let at = done_items(t, &job).await;
+        let (db, name, started) = (
+            db.clone(),
+            names[started_hosts % names.len()],
+            started_tx.clone(),
+        );
+        std::thread::spawn(move || started.send(host(&db, name)));
+        started_hosts += 1;
+        pending += 1;
         kills.push(at);
         println!(
-            "takeover: kill {:2}: host {who} killed after +{n} items +{delay} ms, {at}/{total} done",
+            "takeover: kill {:2}: host {who} found holding it at {before}, killed after +{n} items +{delay} µs, {at}/{total} done",
             kills.len()
         );
-        hosts.push(host(&db, names[started_hosts % names.len()]));
-        started_hosts += 1;
+    }
+    for _ in 0..pending {
+        hosts.push(started_rx.recv().unwrap());
     }
     // The survivors finish it.
     while lease(t, &job).await.0 == "running" {
