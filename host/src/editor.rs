@@ -317,34 +317,16 @@ async fn deny(
 /// The active owners of `account` and their addresses, from the facts (who
 /// is mailed, not who may).
 fn owner_emails(check: &Check, account: &str) -> Vec<(String, String)> {
-    use gatehouse_policy::facts::{MembershipStatus, Role};
-    check
-        .facts
-        .memberships
-        .iter()
-        .filter(|m| {
-            m.account.as_str() == account
-                && m.role == Role::Owner
-                && m.status == MembershipStatus::Active
-        })
-        .filter_map(|m| {
-            check
-                .facts
-                .users
-                .iter()
-                .find(|u| u.id == m.user)
-                .map(|u| (u.id.0.clone(), u.email.clone()))
-        })
+    use gatehouse_policy::facts::MembershipStatus;
+    crate::facts::owners(&check.facts, account)
+        .filter(|m| m.status == MembershipStatus::Active)
+        .filter_map(|m| crate::facts::user(&check.facts, m.user.as_str()))
+        .map(|u| (u.id.0.clone(), u.email.clone()))
         .collect()
 }
 
 fn user_email(check: &Check, user: &str) -> String {
-    check
-        .facts
-        .users
-        .iter()
-        .find(|u| u.id.as_str() == user)
-        .map_or_else(|| user.to_owned(), |u| u.email.clone())
+    crate::facts::user(&check.facts, user).map_or_else(|| user.to_owned(), |u| u.email.clone())
 }
 
 /// `POST /v1/policies/publish`: asks for a publish (`publish_policies`: an

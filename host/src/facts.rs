@@ -410,6 +410,22 @@ pub(crate) async fn account_exists(tx: &mut Tx, account: &str) -> Result<bool, A
     Ok(found.is_some())
 }
 
+/// The user `id` as the facts hold them (mails and names for the host's
+/// replies; not who may).
+pub(crate) fn user<'f>(facts: &'f Facts, id: &str) -> Option<&'f User> {
+    facts.users.iter().find(|u| u.id.as_str() == id)
+}
+
+/// The owner memberships of `account` in the facts, of any status.
+pub(crate) fn owners<'f>(
+    facts: &'f Facts,
+    account: &'f str,
+) -> impl Iterator<Item = &'f Membership> {
+    facts.memberships.iter().filter(move |m| {
+        m.account.as_str() == account && m.role == gatehouse_policy::facts::Role::Owner
+    })
+}
+
 /// The nearest of `accounts` where `user` has a membership of any status.
 pub(crate) fn first_membership<'a>(
     facts: &Facts,

@@ -906,19 +906,9 @@ struct Effect {
 }
 
 fn user_email(check: &Check, user: &str) -> String {
-    check
-        .facts
-        .users
-        .iter()
-        .find(|u| u.id.as_str() == user)
-        .map_or_else(String::new, |u| u.email.clone())
+    facts::user(&check.facts, user).map_or_else(String::new, |u| u.email.clone())
 }
 
 fn user_name(check: &Check, user: &str) -> String {
-    check
-        .facts
-        .users
-        .iter()
-        .find(|u| u.id.as_str() == user)
-        .map_or_else(|| user.to_owned(), |u| u.name.clone())
+    facts::user(&check.facts, user).map_or_else(|| user.to_owned(), |u| u.name.clone())
 }

@@ -100,15 +100,8 @@ pub(super) async fn apply(cx: &Ctx<'_>, tx: &mut Tx, change: &Change) -> Result<
                 members::set_role(tx, account, target, new_role).await?;
             }
             // The account's other owners, as the decision saw them.
-            let mut owners: Vec<String> = check
-                .facts
-                .memberships
-                .iter()
-                .filter(|m| {
-                    m.account.as_str() == account
-                        && m.role == Role::Owner
-                        && m.user.as_str() != target
-                })
+            let mut owners: Vec<String> = facts::owners(&check.facts, account)
+                .filter(|m| m.user.as_str() != target)
                 .map(|m| user_email(check, m.user.as_str()))
                 .collect();
             owners.sort();
