@@ -95,7 +95,8 @@ async function render(): Promise<void> {
   };
   main.setAttribute('aria-busy', 'true');
   try {
-    await module();
+    // The module downloads and compiles from `start()` on, while the first
+    // API calls are in flight; pages that decide await it in `ask()`.
     if (parts[0] === 'sign-in' && parts[1]) return show(await redeemPage(parts[1]));
     if (parts[0] === 'sign-in') return show(signInPage(demo));
     if (parts[0] === 'mailbox') return show(await mailboxPage(query));
@@ -129,6 +130,9 @@ async function render(): Promise<void> {
 }
 
 async function start(): Promise<void> {
+  // Start the module's download and compile now, beside the host's first
+  // answers, not after them; a failure surfaces where a page asks.
+  module().catch(() => undefined);
   const health = await fetch('/health').then((r) => r.json() as Promise<{ demo?: boolean }>).catch(() => ({ demo: false }));
   demo = health.demo === true;
   window.addEventListener('hashchange', () => void render());

@@ -18,6 +18,7 @@
 //! ([`crate::memo`]); reasons are rendered from each cell's own facts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, EntityUid, EvalResult, Policy, PolicyId, PolicySet,
@@ -328,18 +329,60 @@ impl GateKind {
     }
 }
 
+/// One action's share of the bundle. Its policy sets and memo plan are
+/// built the first time the action is asked ([`Slice::built`]), not at
+/// load: a page's first decision needs a few of the 41 actions, and
+/// deriving every plan at load was most of the load's time (33–52 ms
+/// natively, about 15 times that in a browser's baseline tier).
 #[derive(Debug)]
 struct Slice {
     decl: ActionDecl,
     uid: EntityUid,
+    /// Every policy whose scope can match the action, in bundle order.
+    members: Vec<Policy>,
+    /// Permit policy ids with their `@unmet`, sorted by id.
+    permits: Vec<PolicyId>,
+    built: OnceLock<Built>,
+}
+
+/// What a slice builds on first use; a pure function of its policies.
+#[derive(Debug)]
+struct Built {
     /// Every policy whose scope can match the action: the one evaluation.
     policies: PolicySet,
     /// Its permits alone: asked only when a forbid holds.
     permit_set: PolicySet,
-    /// Permit policy ids with their `@unmet`, sorted by id.
-    permits: Vec<PolicyId>,
     /// What the policies can observe of a cell (`None`: no memo).
     plan: Option<Plan>,
+}
+
+impl Slice {
+    /// The slice's policy sets and plan, built on first use. Building
+    /// cannot fail: the ids are unique (the bundle's parse checked them).
+    fn built(&self) -> &Built {
+        self.built.get_or_init(|| {
+            let mut policies = PolicySet::new();
+            let mut permit_set = PolicySet::new();
+            for policy in &self.members {
+                if policy.effect() == cedar_policy::Effect::Permit {
+                    // Unique ids (parse_policies) make `add` infallible here.
+                    let _ = permit_set.add(policy.clone());
+                }
+                let _ = policies.add(policy.clone());
+            }
+            let plan = Plan::derive(policies.policies());
+            Built {
+                policies,
+                permit_set,
+                plan,
+            }
+        })
+    }
+
+    /// What the policies can observe of a cell (`None`: no memo).
+    fn plan(&self) -> Option<&Plan> {
+        self.built().plan.as_ref()
+    }
 }
 
 /// Whether the cells of a batch column share evaluations ([`crate::memo`]).
@@ -390,10 +433,9 @@ impl Engine {
                 let slice = Slice {
                     decl: decl.clone(),
                     uid: Types::uid(&types.action, &decl.name),
-                    policies: PolicySet::new(),
-                    permit_set: PolicySet::new(),
+                    members: Vec::new(),
                     permits: Vec::new(),
-                    plan: None,
+                    built: OnceLock::new(),
                 };
                 (decl.name.clone(), slice)
             })
@@ -427,18 +469,15 @@ impl Engine {
                 let slice = slices.get_mut(&action).ok_or_else(|| {
                     EngineError::Bundle(format!("{id} names action `{action}` the schema lacks"))
                 })?;
-                if !scope_can_match(policy, &slice.decl) {
+                // `action in [A, A]` names A twice: one member.
+                let again = slice.members.last().is_some_and(|p| p.id() == &id);
+                if again || !scope_can_match(policy, &slice.decl) {
                     continue;
                 }
-                let add = |set: &mut PolicySet| {
-                    set.add(policy.clone())
-                        .map_err(|e| EngineError::Bundle(format!("{id}: {e}")))
-                };
                 if kind == Kind::Permit {
                     slice.permits.push(id.clone());
-                    add(&mut slice.permit_set)?;
                 }
-                add(&mut slice.policies)?;
+                slice.members.push(policy.clone());
             }
             meta.insert(
                 id,
@@ -451,7 +490,6 @@ impl Engine {
         }
         for slice in slices.values_mut() {
             slice.permits.sort_by_key(ToString::to_string);
-            slice.plan = Plan::derive(slice.policies.policies());
         }
         Ok(Engine {
             types,
@@ -474,7 +512,7 @@ impl Engine {
     pub fn memo_inputs(&self, action: &str) -> usize {
         self.slices
             .get(action)
-            .and_then(|s| s.plan.as_ref())
+            .and_then(Slice::plan)
             .map_or(0, Plan::len)
     }
 
@@ -516,7 +554,7 @@ impl Engine {
     /// whole, and the counts are taken over every row.
     pub fn authorize(&self, check: &Check) -> Result<Decision, EngineError> {
         let slice = self.slice(&check.action)?;
-        let world = match &slice.plan {
+        let world = match slice.plan() {
             Some(plan) => World::build_around(&check.facts, &self.types, &|world| {
                 let mut roots = plan.literals().to_vec();
                 roots.push(self.principal(world, &check.actor, &slice.decl)?);
@@ -607,7 +645,7 @@ impl Engine {
                     }
                 };
                 let context = &column.contexts[at].1;
-                let key = match (&slice.plan, drop) {
+                let key = match (slice.plan(), drop) {
                     (Some(plan), None | Some(Some(_))) => Some(plan.key(
                         &Cell {
                             entities: &world.entities,
@@ -941,9 +979,9 @@ impl Engine {
             None,
         )
         .map_err(|e| EngineError::BadInput(e.to_string()))?;
-        let response = self
-            .authorizer
-            .is_authorized(&request, &slice.policies, &world.entities);
+        let response =
+            self.authorizer
+                .is_authorized(&request, &slice.built().policies, &world.entities);
         let kind_of = |id: &PolicyId| self.meta.get(id).map_or(Kind::Forbid, |m| m.kind);
         let errors = |phase: &dyn Fn(Kind) -> bool| -> Option<Verdict> {
             failed(&response, &|id| phase(kind_of(id))).map(Verdict::Error)
@@ -978,7 +1016,7 @@ impl Engine {
         let permitted = !slice.permits.is_empty()
             && self
                 .authorizer
-                .is_authorized(&request, &slice.permit_set, &world.entities)
+                .is_authorized(&request, &slice.built().permit_set, &world.entities)
                 .decision()
                 == cedar_policy::Decision::Allow;
         if !permitted {

@@ -20,7 +20,10 @@ function hex(buffer) {
  * @returns {Promise<import('./loader.d.mts').Gatehouse>}
  */
 export async function loadGatehouse(bytes) {
-  return instantiate(new WebAssembly.Module(bytes), bytes);
+  // Hashed off the main thread while the bytes compile and the policies load.
+  const sha256 = digest(bytes);
+  sha256.catch(() => undefined); // awaited in instantiate; not unhandled if compiling throws first
+  return instantiate(new WebAssembly.Module(bytes), sha256);
 }
 
 /**
@@ -34,6 +37,9 @@ export async function loadGatehouse(bytes) {
  */
 export async function loadGatehouseStreaming(response) {
   const bytes = response.clone().arrayBuffer();
+  // Hashed off the main thread while the module compiles and loads.
+  const sha256 = bytes.then(digest);
+  sha256.catch(() => undefined); // awaited in instantiate; not unhandled if compiling throws first
   let module;
   try {
     module = await WebAssembly.compileStreaming(response);
@@ -43,14 +49,24 @@ export async function loadGatehouseStreaming(response) {
     if (!(e instanceof TypeError)) throw e;
     module = await WebAssembly.compile(await bytes);
   }
-  return instantiate(module, await bytes);
+  return instantiate(module, sha256);
+}
+
+/**
+ * The hex sha256 of `bytes`; started before compiling so that it overlaps
+ * compilation and the policies' load (WebCrypto hashes off the main thread).
+ * @param {Uint8Array | ArrayBuffer} bytes
+ * @returns {Promise<string>}
+ */
+async function digest(bytes) {
+  return hex(await globalThis.crypto.subtle.digest('SHA-256', bytes));
 }
 
 /**
  * @param {WebAssembly.Module} module
- * @param {Uint8Array | ArrayBuffer} bytes the bytes `module` was compiled from
+ * @param {Promise<string>} sha256 the sha256 of the bytes `module` was compiled from
  */
-async function instantiate(module, bytes) {
+async function instantiate(module, sha256) {
   const sections = WebAssembly.Module.customSections(module, SECTION);
   if (sections.length !== 1) {
     throw new Error(`the module has ${sections.length} \`${SECTION}\` sections, expected 1: rebuild it with \`cargo xtask wasm\``);
@@ -61,7 +77,7 @@ async function instantiate(module, bytes) {
     throw new Error(`the module's policies did not load: ${JSON.stringify(loaded.errors)}`);
   }
   const live = new Uint8Array(sections[0]);
-  const moduleSha256 = hex(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+  const moduleSha256 = await sha256;
   /**
    * Runs `f` with a draft bundle loaded in place of the module's own, then
    * loads the module's own again. `f` must be synchronous: nothing else can
