@@ -604,13 +604,53 @@ async fn accounts(State(host): State<Host>, p: Principal) -> ApiResult<Json<Valu
     Ok(Json(host.accounts(&p.user, p.scope.as_ref()).await?))
 }
 
+/// The members list's query: `limit` (1 to 500, default 100) and `after`
+/// (the previous page's `next`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembersQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+impl MembersQuery {
+    /// The page asked for, or why it cannot be served.
+    fn page(self) -> ApiResult<crate::read::MembersPage> {
+        use crate::read::{MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX};
+        let limit = match self.limit {
+            None => MEMBERS_PAGE_DEFAULT,
+            Some(n) => n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MEMBERS_PAGE_MAX).contains(n))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "limit is 1 to {MEMBERS_PAGE_MAX} members, not `{n}`"
+                    ))
+                })?,
+        };
+        if self.after.as_deref() == Some("") {
+            return Err(ApiError::BadRequest(
+                "after is the `next` of the previous page, not empty".into(),
+            ));
+        }
+        Ok(crate::read::MembersPage {
+            limit,
+            after: self.after,
+        })
+    }
+}
+
 async fn members(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
+    q: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let page = q.page()?;
     signed_in_to(&host, &p, &account).await?;
-    Ok(Json(host.members(&p.user, &account).await?))
+    Ok(Json(host.members(&p.user, &account, &page).await?))
 }
 
 async fn invitations(

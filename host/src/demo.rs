@@ -4,6 +4,10 @@
 //! shifted so that its "now" is the host's now.
 
 use gatehouse_policy::Facts;
+use gatehouse_policy::facts::{
+    Account, AccountId, Membership, MembershipStatus, OwnedResource, ResourceId, ResourceKind,
+    Role, User, UserId,
+};
 
 use crate::Host;
 use crate::error::ApiError;
@@ -16,6 +20,62 @@ pub const ACME: &str = include_str!("../../tests/vectors/fixtures/acme.json");
 /// The fixture's facts.
 pub fn acme() -> Result<Facts, ApiError> {
     serde_json::from_str(ACME).map_err(ApiError::internal)
+}
+
+/// The id of the large sub-account [`with_large_account`] adds.
+pub const LARGE: &str = "large";
+
+/// `facts` with one more sub-account of the agency, [`LARGE`] ("Acme
+/// Large"), of `members` generated members (`m0001`, `m0002`, … in id
+/// order): two owners, then admins, standard and basic members in turn,
+/// every ninth suspended, every eleventh managed by the identity
+/// provider, every seventh owning a number. What a large account's Users
+/// page and its paging are tried on (`serve --demo --demo-members N`).
+pub fn with_large_account(mut facts: Facts, members: usize) -> Facts {
+    let account = AccountId(LARGE.to_owned());
+    facts.accounts.push(Account {
+        id: account.clone(),
+        name: "Acme Large".into(),
+        parent: Some(AccountId("agency".into())),
+        included_seats: i64::try_from(members)
+            .unwrap_or(i64::MAX)
+            .saturating_add(10),
+        extra_seats: 0,
+    });
+    for i in 1..=members {
+        let user = UserId(format!("m{i:04}"));
+        facts.users.push(User {
+            id: user.clone(),
+            email: format!("m{i:04}@large.acme.test"),
+            name: format!("Member {i:04}"),
+        });
+        let role = match i {
+            1 | 2 => Role::Owner,
+            _ => [Role::Admin, Role::Standard, Role::Basic][i % 3],
+        };
+        facts.memberships.push(Membership {
+            user: user.clone(),
+            account: account.clone(),
+            role,
+            status: if i % 9 == 0 {
+                MembershipStatus::Suspended
+            } else {
+                MembershipStatus::Active
+            },
+            nickname: None,
+            managed_by_idp: i % 11 == 0,
+        });
+        if i % 7 == 0 {
+            facts.resources.push(OwnedResource {
+                id: ResourceId(format!("large-n{i:04}")),
+                kind: ResourceKind::Number,
+                name: format!("+1 555 01{i:04}"),
+                account: account.clone(),
+                owner: user,
+            });
+        }
+    }
+    facts
 }
 
 /// Seeds `facts` into an empty store, shifting times so the fixture's `now`

@@ -139,6 +139,10 @@ enum Command {
         /// Seed demo data into an empty store (the Acme agency).
         #[arg(long)]
         demo: bool,
+        /// With --demo: also a sub-account of the agency, `large`, with
+        /// this many generated members (a Users page that pages).
+        #[arg(long, requires = "demo")]
+        demo_members: Option<usize>,
         /// Deliver the outbox over SMTP, e.g. smtps://user:pass@smtp.example.com
         #[arg(long, env = "GATEHOUSE_SMTP_URL", requires = "mail_from")]
         smtp_url: Option<String>,
@@ -394,6 +398,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             module,
             listen,
             demo,
+            demo_members,
             smtp_url,
             mail_from,
             secure_cookies,
@@ -474,7 +479,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 decide_early,
             });
             if demo {
-                let facts = gatehouse_host::demo::acme().map_err(|e| e.to_string())?;
+                let mut facts = gatehouse_host::demo::acme().map_err(|e| e.to_string())?;
+                if let Some(n) = demo_members {
+                    facts = gatehouse_host::demo::with_large_account(facts, n);
+                }
                 if gatehouse_host::demo::seed(&host, &facts)
                     .await
                     .map_err(|e| e.to_string())?

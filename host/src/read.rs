@@ -72,6 +72,31 @@ pub fn member_actions() -> Vec<(String, ActionCall)> {
     out
 }
 
+/// How many members one page of the members list holds when the caller
+/// names no `limit`.
+pub const MEMBERS_PAGE_DEFAULT: usize = 100;
+/// The most members one page of the members list holds.
+pub const MEMBERS_PAGE_MAX: usize = 500;
+
+/// Which members one answer of the members list holds: at most `limit`,
+/// those whose user id sorts after `after` (the previous page's `next`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersPage {
+    /// At most this many members (1 to [`MEMBERS_PAGE_MAX`]).
+    pub limit: usize,
+    /// Only members whose user id sorts after this one (byte order).
+    pub after: Option<String>,
+}
+
+impl Default for MembersPage {
+    fn default() -> MembersPage {
+        MembersPage {
+            limit: MEMBERS_PAGE_DEFAULT,
+            after: None,
+        }
+    }
+}
+
 /// A page's batch: `user` asks, from the UI, about every target × action.
 fn ui_batch(user: &str, facts: Facts, targets: Vec<Target>, actions: Vec<ActionCall>) -> Batch {
     Batch {
@@ -211,17 +236,42 @@ impl Host {
         Ok(self.gate.authorize(&check)?.answer.outcome == Outcome::Hidden)
     }
 
-    /// The members list of an account with each member's allowed actions.
-    pub async fn members(&self, user: &str, account: &str) -> Result<Value, ApiError> {
+    /// One page of the members list of an account, in user id order, with
+    /// each listed member's allowed actions: the batch asks about the
+    /// page's rows only (on the full facts), and the question handed out
+    /// decides those rows.
+    pub async fn members(
+        &self,
+        user: &str,
+        account: &str,
+        page: &MembersPage,
+    ) -> Result<Value, ApiError> {
         let facts = self
             .ask(user, "view_members", account, Scope::default())
             .await?;
-        let members: Vec<_> = facts
+        let mut all: Vec<_> = facts
             .memberships
             .iter()
             .filter(|m| m.account.as_str() == account)
+            .collect();
+        all.sort_by(|a, b| a.user.cmp(&b.user));
+        let total = all.len();
+        let mut members: Vec<_> = all
+            .into_iter()
+            .filter(|m| {
+                page.after
+                    .as_deref()
+                    .is_none_or(|after| m.user.as_str() > after)
+            })
+            .take(page.limit + 1)
             .cloned()
             .collect();
+        let next = if members.len() > page.limit {
+            members.truncate(page.limit);
+            members.last().map(|m| m.user.clone())
+        } else {
+            None
+        };
         let actions = member_actions();
         let batch = ui_batch(
             user,
@@ -273,6 +323,8 @@ impl Host {
             "module_sha256": decided.module_hash,
             "decisions": members.len() * actions.len(),
             "members": rows,
+            "total": total,
+            "next": next,
             "seats": acc.map(|a| json!({
                 "in_use": gatehouse_policy::seats_in_use(&batch.facts, account),
                 "total": a.included_seats + a.extra_seats,

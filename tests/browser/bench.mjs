@@ -1,26 +1,32 @@
 // Times the module inside a Chromium page:
-//   node tests/browser/bench.mjs MODULE.wasm SINGLES.jsonl BATCH.json
+//   node tests/browser/bench.mjs MODULE.wasm SINGLES.jsonl BATCH.json [LARGE.json]
 // BATCH.json is one `batch` envelope (targets x actions); SINGLES.jsonl holds
 // the same questions as `authorize` envelopes, one per line, target-major.
 // Timed in the page with performance.now(), best of several rounds after
 // warm-up. Prints {"batch_ms", "singles_ms", "single_us", "ratio", "cells",
 // "first_call_ms", ...}; ratio = one batch / all the single calls.
+// LARGE.json, another batch (a large account's Users page), is timed as
+// JSON text (`call`) and as the objects the pages pass (`evaluate`):
+// {"large_batch_ms", "large_evaluate_ms", "large_cells", "large_allowed",
+// "large_bytes"} (the answer's cells, allowed cells and UTF-8 bytes, for
+// the caller to compare with the native answer).
 import { readFileSync } from 'node:fs';
 import { openGatehouse } from './chromium.mjs';
 
-const [wasmPath, singlesPath, batchPath] = process.argv.slice(2);
+const [wasmPath, singlesPath, batchPath, largePath] = process.argv.slice(2);
 if (!wasmPath || !singlesPath || !batchPath) {
-  console.error('usage: node tests/browser/bench.mjs MODULE.wasm SINGLES.jsonl BATCH.json');
+  console.error('usage: node tests/browser/bench.mjs MODULE.wasm SINGLES.jsonl BATCH.json [LARGE.json]');
   process.exit(2);
 }
 const singles = readFileSync(singlesPath, 'utf8').split('\n').filter((l) => l.length > 0);
 const batch = readFileSync(batchPath, 'utf8');
+const large = largePath ? readFileSync(largePath, 'utf8') : null;
 
 const { page, version, close } = await openGatehouse(wasmPath);
 let result;
 try {
   result = await page.evaluate(
-    ({ singles, batch }) => {
+    ({ singles, batch, large }) => {
       const gh = globalThis.gh;
       const t0 = performance.now();
       const first = gh.call(singles[0]);
@@ -55,7 +61,23 @@ try {
       const singlesMs = best(5, 1, () => {
         for (const s of singles) gh.call(s);
       });
+      let largeFigures = {};
+      if (large !== null) {
+        const answer = gh.call(large);
+        const parsed = JSON.parse(answer);
+        if (parsed.type !== 'success') throw new Error(`large batch: ${answer.slice(0, 500)}`);
+        const cells = parsed.batch.cells.flat();
+        const envelope = JSON.parse(large);
+        largeFigures = {
+          large_batch_ms: best(5, 3, () => gh.call(large)),
+          large_evaluate_ms: best(5, 3, () => gh.evaluate(envelope)),
+          large_cells: cells.length,
+          large_allowed: cells.filter((c) => c.allowed).length,
+          large_bytes: new TextEncoder().encode(answer).length,
+        };
+      }
       return {
+        ...largeFigures,
         batch_ms: batchMs,
         singles_ms: singlesMs,
         single_us: (singlesMs * 1000) / singles.length,
@@ -67,7 +89,7 @@ try {
         cross_origin_isolated: globalThis.crossOriginIsolated,
       };
     },
-    { singles, batch },
+    { singles, batch, large },
   );
 } finally {
   await close();

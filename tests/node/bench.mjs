@@ -1,11 +1,12 @@
-// Times the module in Node: node tests/node/bench.mjs MODULE.wasm SINGLE.json BATCH.json
-// Prints {"single_us", "batch_us", "first_call_ms"}: best of five rounds, after warm-up.
+// Times the module in Node: node tests/node/bench.mjs MODULE.wasm SINGLE.json BATCH.json [LARGE.json]
+// Prints {"single_us", "batch_us", "first_call_ms"}: best of five rounds, after
+// warm-up; with LARGE.json (another batch) also {"large_batch_us"}.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { resolve, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-const [wasmPath, singlePath, batchPath] = process.argv.slice(2);
+const [wasmPath, singlePath, batchPath, largePath] = process.argv.slice(2);
 const { loadGatehouse } = await import(pathToFileURL(resolve(dirname(wasmPath), 'loader.mjs')).href);
 const single = readFileSync(singlePath, 'utf8');
 const batch = readFileSync(batchPath, 'utf8');
@@ -27,4 +28,6 @@ function best(rounds, iters, f) {
 }
 const singleUs = best(5, 300, () => gh.call(single));
 const batchUs = best(5, 10, () => gh.call(batch));
-console.log(JSON.stringify({ single_us: singleUs, batch_us: batchUs, first_call_ms: firstCallMs }));
+const large = largePath ? readFileSync(largePath, 'utf8') : null;
+const largeBatchUs = large === null ? null : best(5, 3, () => gh.call(large));
+console.log(JSON.stringify({ single_us: singleUs, batch_us: batchUs, first_call_ms: firstCallMs, large_batch_us: largeBatchUs }));

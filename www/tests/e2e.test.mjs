@@ -98,6 +98,60 @@ test('a sub-account owner\'s Users page: the same disabled items and reasons as 
   });
 });
 
+test('a large account\'s Users page pages: 100 members, then "Show more members" page by page, each page decided like the server', async () => {
+  await withHost(
+    async (host) => {
+      const page = await signIn(browser, host, 'olivia@acme.test');
+      await page.goto(`${host.url}/#/a/large/users`);
+      await page.waitForSelector('tr[data-user="m0001"]');
+      const listed = () => page.locator('table.users tr[data-user]').evaluateAll((rows) => rows.map((r) => r.dataset.user));
+      assert.equal((await listed()).length, 100, 'the first page holds 100 members');
+      assert.equal(await page.getByTestId('paging').textContent(), 'Showing 100 of 250 members');
+      await shot(page, 'users-large-first-page');
+      const more = page.getByRole('button', { name: 'Show more members' });
+      const batches = await page.evaluate(() => window.gatehouse.stats.batchCalls);
+      await more.click();
+      await page.waitForSelector('tr[data-user="m0200"]');
+      assert.equal(await page.getByTestId('paging').textContent(), 'Showing 200 of 250 members');
+      assert.equal(await page.evaluate(() => window.gatehouse.stats.batchCalls), batches + 1, 'one batch call per page');
+      await more.click();
+      await page.waitForSelector('tr[data-user="m0250"]');
+      assert.equal(await more.count(), 0, 'no more to show: the control is gone');
+      assert.equal(await page.getByTestId('paging').textContent(), 'Showing 250 of 250 members');
+      // Focus stays on the paging status, not lost with the removed button.
+      assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'paging');
+      const want = Array.from({ length: 250 }, (_, i) => `m${String(i + 1).padStart(4, '0')}`);
+      assert.deepEqual(await listed(), want, 'every member once, in id order');
+      // Each page's question asks about that page's rows only, and the
+      // page's module answers it exactly as the server did.
+      const same = await page.evaluate(async () => {
+        const out = [];
+        for (const after of [null, 'm0100', 'm0200']) {
+          const data = await (await fetch(`/v1/accounts/large/members${after ? `?after=${after}` : ''}`)).json();
+          const cells = (await window.gatehouse.ask(data.question)).cells;
+          const server = data.members.map((m) => data.action_keys.map((k) => m.actions[k]));
+          const mine = cells.map((r) => r.map((x) => ({ allowed: x.allowed, reasons: x.reasons })));
+          out.push({
+            targets: data.question.targets.map((t) => t.membership.user).join() === data.members.map((m) => m.user).join(),
+            same: JSON.stringify(server) === JSON.stringify(mine),
+          });
+        }
+        return out;
+      });
+      assert.deepEqual(same, [1, 2, 3].map(() => ({ targets: true, same: true })));
+      // A change to a member of the third page: the page renders again with
+      // as many pages as before, the change shown.
+      const menu = await openMenu(page, 'm0230');
+      await menu.locator('[data-action="Suspend"]').click();
+      await page.locator('.notice.ok').waitFor();
+      await page.waitForSelector('tr[data-user="m0230"] .status.suspended');
+      assert.equal((await listed()).length, 250, 'still every page shown after the change');
+      await shot(page, 'users-large-all-pages');
+    },
+    { args: ['--demo-members', '250'] },
+  );
+});
+
 test('a page reloads the module when the host announces another one', async () => {
   await withHost(async (host) => {
     const page = await signIn(browser, host, 'ada@acme.test');

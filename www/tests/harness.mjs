@@ -16,13 +16,14 @@ mkdirSync(SHOTS, { recursive: true });
 
 /**
  * Starts a host with fresh demo data; resolves to {url, stop}. `tables`:
- * the decision tables the policy editor runs (default: tests/vectors).
+ * the decision tables the policy editor runs (default: tests/vectors);
+ * `args`: more `serve` flags (e.g. `--demo-members 250`).
  */
-export async function startHost({ tables = join(root, 'tests/vectors') } = {}) {
+export async function startHost({ tables = join(root, 'tests/vectors'), args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const child = spawn(
     env('GATEHOUSE_BIN', join(root, 'target/debug/gatehouse')),
-    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist')), '--policies', join(root, 'policies'), '--tables', tables],
+    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist')), '--policies', join(root, 'policies'), '--tables', tables, ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let log = '';

@@ -144,6 +144,110 @@ fn single_check(members: usize) -> Result<Vec<u8>> {
     .map_err(|e| e.to_string())
 }
 
+/// Issue 14's large account: the Users page of a 1,000-member account
+/// asked in one batch, every member × 13 actions (the 12 of [`scenario`]
+/// and `reassign_resources` to the actor, a member-targeted action the
+/// page could offer). Built, checked alike natively and in wasmtime, timed
+/// there, and written to `dir/large.json` for Node and the Chromium page.
+struct Large {
+    native_ms: f64,
+    wasmtime_ms: f64,
+    /// The native answer's cells, allowed cells and bytes (what the page's
+    /// answer must match).
+    cells: usize,
+    allowed: usize,
+    bytes: usize,
+}
+
+impl Large {
+    const MEMBERS: usize = 1_000;
+    const ACTIONS: usize = 13;
+
+    fn measure(
+        engine: &gatehouse_policy::Engine,
+        runner: &gatehouse_runner::Runner,
+        dir: &std::path::Path,
+    ) -> Result<Large> {
+        let (facts, _, mut actions) = scenario(Self::MEMBERS);
+        actions.push(json!({"action": "reassign_resources", "params": {"to": "u0"}}));
+        let targets: Vec<Value> = (0..Self::MEMBERS)
+            .map(|i| json!({"membership": {"account": "acct", "user": format!("u{i}")}}))
+            .collect();
+        let batch = serde_json::to_vec(&json!({
+            "op": "batch", "facts": facts, "actor": {"user": "u0"}, "targets": targets,
+            "actions": actions, "source": "ui"}))
+        .map_err(|e| e.to_string())?;
+        let native = json::handle(Some(engine), &batch);
+        if runner.call(&batch).ok().as_ref() != Some(&native) {
+            return Err("the 1,000 x 13 batch answers unlike natively in wasmtime".into());
+        }
+        let answer: Value = serde_json::from_slice(&native).map_err(|e| e.to_string())?;
+        let cells: Vec<&Value> = answer["batch"]["cells"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .flatten()
+            .collect();
+        if answer["type"] != "success" || cells.len() != Self::MEMBERS * Self::ACTIONS {
+            return Err(format!(
+                "the 1,000 x 13 batch: {} cells, {}",
+                cells.len(),
+                answer["type"]
+            ));
+        }
+        std::fs::write(dir.join("large.json"), &batch).map_err(|e| e.to_string())?;
+        Ok(Large {
+            native_ms: time(3, 3, || drop(json::handle(Some(engine), &batch))) / 1e3,
+            wasmtime_ms: time(3, 3, || drop(runner.call(&batch))) / 1e3,
+            cells: cells.len(),
+            allowed: cells.iter().filter(|c| c["allowed"] == true).count(),
+            bytes: native.len(),
+        })
+    }
+
+    /// Its rows, with Node's and the page's figures (checked against the
+    /// native answer).
+    fn rows(&self, node: &Value, page: &Value, rows: &mut Rows) -> Result {
+        let figure = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        if figure(&page["large_cells"]) != self.cells as f64
+            || figure(&page["large_allowed"]) != self.allowed as f64
+            || figure(&page["large_bytes"]) != self.bytes as f64
+        {
+            return Err(format!(
+                "in the page, the 1,000 x 13 batch answers unlike natively ({} cells, {} allowed, {} bytes): {page}",
+                self.cells, self.allowed, self.bytes
+            ));
+        }
+        rows.add(
+            "1,000x13 batch, chromium page (warm)",
+            figure(&page["large_batch_ms"]),
+            "ms",
+            Some(40.0),
+        );
+        rows.add(
+            "1,000x13 batch, chromium page, evaluate (JS objects, as the pages ask)",
+            figure(&page["large_evaluate_ms"]),
+            "ms",
+            None,
+        );
+        rows.add("1,000x13 batch, native (warm)", self.native_ms, "ms", None);
+        rows.add(
+            "1,000x13 batch, wasmtime (warm)",
+            self.wasmtime_ms,
+            "ms",
+            None,
+        );
+        rows.add(
+            "1,000x13 batch, node (warm)",
+            figure(&node["large_batch_us"]) / 1e3,
+            "ms",
+            None,
+        );
+        Ok(())
+    }
+}
+
 pub(crate) fn run() -> Result {
     let module = wasm()?;
     let bundle_bytes = gatehouse_vectors::native_engine(&root().join("policies"))?.1;
@@ -214,11 +318,13 @@ pub(crate) fn run() -> Result {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("single.json"), &single).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("batch.json"), &batch).map_err(|e| e.to_string())?;
+    let large = Large::measure(&engine, &runner, &dir)?;
     let out = std::process::Command::new("node")
         .arg(root().join("tests/node/bench.mjs"))
         .arg(&module.path)
         .arg(dir.join("single.json"))
         .arg(dir.join("batch.json"))
+        .arg(dir.join("large.json"))
         .output()
         .map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
@@ -240,6 +346,7 @@ pub(crate) fn run() -> Result {
         .arg(&module.path)
         .arg(dir.join("singles.jsonl"))
         .arg(dir.join("batch.json"))
+        .arg(dir.join("large.json"))
         .output()
         .map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
@@ -264,7 +371,8 @@ pub(crate) fn run() -> Result {
         "\nOne account, 50 members x 12 actions (the users page); single = one remove_member check\n\
          with the same facts (JSON in -> JSON out) or on a 1,000-member account; warm = best of 5\n\
          rounds after warm-up, cold = from the module's (policies') bytes to the first answer;\n\
-         chromium = in a page ({}).\n",
+         chromium = in a page ({}); 1,000x13 = every member of a 1,000-member account x those 12\n\
+         and reassign_resources (a large account's Users page asked at once).\n",
         page["chromium"].as_str().unwrap_or("?")
     );
     let mut rows = Rows(Vec::new());
@@ -292,6 +400,7 @@ pub(crate) fn run() -> Result {
         "ms",
         Some(2.0),
     );
+    large.rows(&node, &page, &mut rows)?;
     rows.add(
         "50x12 batch, native, memo off (warm)",
         native_batch_no_memo / 1e3,

@@ -1,9 +1,11 @@
-// The Users page of an account: every member with a ⋮ menu of every action
-// that applies to them. The whole table's menus come from one batch call
-// into the page's module; what applies is the module's answer too.
+// The Users page of an account: members with a ⋮ menu of every action that
+// applies to them, one page at a time (the API pages members in user id
+// order; "Show more members" loads the next page). Each page's menus come
+// from one batch call into the page's module on that page's question; what
+// applies is the module's answer too.
 import { api } from '../api';
 import { ask, type Question } from '../module';
-import { actionMenu, dialog, h, reasonText, table, type MenuItem } from '../ui';
+import { actionMenu, dialog, h, reasonText, say, table, type MenuItem } from '../ui';
 import type { Ctx } from '../app';
 import type { Decision } from '../gen/module';
 import { inviteDialog } from './invite';
@@ -26,12 +28,18 @@ interface Invitation {
   status: string;
 }
 
-/** `GET /v1/accounts/{id}/members`. */
+/** `GET /v1/accounts/{id}/members[?limit=N&after=CURSOR]`: one page of members. */
 export interface Members {
   account: { id: string; name: string; parent: string | null; included_seats: number; extra_seats: number };
   seats: { in_use: number; total: number };
+  /** This page's members, in user id order. */
   members: Member[];
+  /** How many members the account has. */
+  total: number;
+  /** Pass as `after` for the next page; null on the last page. */
+  next: string | null;
   action_keys: string[];
+  /** The page's rows × `action_keys`, minimized to what they need. */
   question: Question;
 }
 
@@ -40,23 +48,104 @@ const ROLES = ['owner', 'admin', 'standard', 'basic'] as const;
 const applies = (d: Decision): boolean => d.outcome !== 'inapplicable';
 /** What an owner-removal request may ask for: a lower role, or removal. */
 const DROP_TO = ['admin', 'standard', 'basic', 'none'] as const;
+/** Pages shown per account, so a render after a change shows as many again. */
+const pagesShown = new Map<string, number>();
 
 /** Renders the Users page. */
 export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement> {
-  const [data, invitations] = await Promise.all([
-    api<Members>('GET', `/v1/accounts/${encodeURIComponent(account)}/members`),
-    api<{ invitations: Invitation[] }>('GET', `/v1/accounts/${encodeURIComponent(account)}/invitations`).catch(() => ({ invitations: [] })),
-  ]);
-  const answers = await ask(data.question);
-  const acc = data.account;
   const base = `/v1/accounts/${encodeURIComponent(account)}`;
+  const fetchPage = (after: string | null): Promise<Members> => api<Members>('GET', `${base}/members${after === null ? '' : `?after=${encodeURIComponent(after)}`}`);
+  const [first, invitations] = await Promise.all([
+    fetchPage(null),
+    api<{ invitations: Invitation[] }>('GET', `${base}/invitations`).catch(() => ({ invitations: [] })),
+  ]);
+  const acc = first.account;
+  const memberRows = async (data: Members): Promise<HTMLElement[]> => rowsOf(ctx, base, acc.name, data, (await ask(data.question)).cells);
+
+  let shown = await memberRows(first);
+  let next = first.next;
+  let pages = 1;
+  // After a change, show as many pages as before it (each decided on its own question).
+  while (next !== null && pages < (pagesShown.get(account) ?? 1)) {
+    const data = await fetchPage(next);
+    shown = [...shown, ...(await memberRows(data))];
+    next = data.next;
+    pages += 1;
+  }
+  pagesShown.set(account, pages);
+
+  const invited = invitations.invitations
+    .filter((v) => v.status === 'pending' || v.status === 'expired')
+    .map((v) =>
+      h(
+        'tr',
+        { class: 'invited' },
+        h('td', { 'data-label': 'Name' }, h('span', { class: 'name muted' }, '(invited)')),
+        h('td', { 'data-label': 'Email' }, v.email),
+        h('td', { 'data-label': 'Role' }, v.role),
+        h('td', { 'data-label': 'Status' }, h('span', { class: `status ${v.status}` }, v.status === 'pending' ? 'invited' : 'expired')),
+        h('td', { class: 'actions' }, h('a', { href: `#/a/${account}/invitations` }, 'Manage')),
+      ),
+    );
+  const users = table({ class: 'users' }, ['Name', 'Email', 'Role', 'Status'], [...shown, ...invited], { actions: true, caption: `Members of ${acc.name} and their actions` });
+
+  let count = shown.length;
+  const showing = (): string => `Showing ${count} of ${first.total} members`;
+  const status = h('p', { class: 'paging-status', 'data-testid': 'paging', tabindex: -1 }, showing());
+  const more = h('button', { type: 'button', class: 'more' }, 'Show more members');
+  more.addEventListener('click', () => {
+    const after = next;
+    if (after === null) return;
+    more.disabled = true;
+    more.textContent = 'Loading…';
+    void (async () => {
+      try {
+        const data = await fetchPage(after);
+        const rows = await memberRows(data);
+        // New members go after the members shown, before the invitations.
+        const body = users.tBodies[0]!;
+        const firstInvited = body.querySelector('tr.invited');
+        for (const r of rows) body.insertBefore(r, firstInvited);
+        count += rows.length;
+        next = data.next;
+        pagesShown.set(account, (pagesShown.get(account) ?? 1) + 1);
+        status.textContent = showing();
+        say(`${rows.length} more members shown. ${showing()}.`);
+      } catch (e) {
+        say(`Could not load more members: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      more.disabled = false;
+      more.textContent = 'Show more members';
+      if (next === null) {
+        more.remove();
+        status.focus();
+      }
+    })();
+  });
+
+  return h(
+    'section',
+    { 'aria-labelledby': 'users-title' },
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', { id: 'users-title' }, `Users of ${acc.name}`),
+      h('p', { class: 'seats', 'data-testid': 'seats' }, `Seats: ${first.seats.in_use} used of ${first.seats.total}`),
+      h('button', { type: 'button', class: 'primary', onclick: () => void inviteDialog(ctx, account) }, 'Invite users'),
+    ),
+    users,
+    h('div', { class: 'paging' }, status, next === null ? null : more),
+  );
+}
+
+/** The table rows of one page of members; `answers` are its question's cells. */
+function rowsOf(ctx: Ctx, base: string, accountName: string, data: Members, answers: Decision[][]): HTMLElement[] {
   const at = (cells: Decision[], key: string): Decision => {
     const i = data.action_keys.indexOf(key);
     return cells[i] ?? { allowed: false, outcome: 'error', reasons: [{ policy: 'page', message: `the module gave no answer for ${key}` }] };
   };
-
-  const rows = data.members.map((m, i) => {
-    const cells = answers.cells[i] ?? [];
+  return data.members.map((m, i) => {
+    const cells = answers[i] ?? [];
     const who = m.name ?? m.user;
     const member = `${base}/members/${encodeURIComponent(m.user)}`;
     const self = m.user === ctx.me.id;
@@ -75,7 +164,7 @@ export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement>
       ...ROLES.map((r) => ({
         label: `Make ${r}`,
         decision: at(cells, `change_role:${r}`),
-        run: () => ctx.change('PUT', `${member}/role`, { role: r }, `${who} is now ${r} of ${acc.name}.`),
+        run: () => ctx.change('PUT', `${member}/role`, { role: r }, `${who} is now ${r} of ${accountName}.`),
       })),
       { label: 'Suspend', decision: at(cells, 'suspend'), run: () => ctx.change('POST', `${member}/suspend`, {}, `${who} is suspended.`) },
       { label: 'Unsuspend', decision: at(cells, 'unsuspend'), run: () => ctx.change('POST', `${member}/unsuspend`, {}, `${who} is active again.`) },
@@ -89,12 +178,12 @@ export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement>
           ]
         : []),
       { label: 'Step down to admin', decision: at(cells, 'step_down:admin'), run: () => ctx.change('POST', `${base}/step-down`, { role: 'admin' }, 'You stepped down to admin.') },
-      { label: 'Leave this account', danger: true, decision: at(cells, 'leave'), run: () => confirmThen(`Leave ${acc.name}?`, () => ctx.change('POST', `${base}/leave`, {}, `You left ${acc.name}.`)) },
+      { label: 'Leave this account', danger: true, decision: at(cells, 'leave'), run: () => confirmThen(`Leave ${accountName}?`, () => ctx.change('POST', `${base}/leave`, {}, `You left ${accountName}.`)) },
       {
         label: 'Remove from account',
         danger: true,
         decision: at(cells, 'remove_member'),
-        run: () => confirmThen(`Remove ${who} from ${acc.name}?`, () => ctx.change('DELETE', member, undefined, `${who} was removed from ${acc.name}.`)),
+        run: () => confirmThen(`Remove ${who} from ${accountName}?`, () => ctx.change('DELETE', member, undefined, `${who} was removed from ${accountName}.`)),
       },
     ];
     const items = offered.filter((item) => applies(item.decision));
@@ -108,32 +197,6 @@ export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement>
       h('td', { class: 'actions' }, actionMenu(`Actions for ${who}`, items)),
     );
   });
-  const invited = invitations.invitations
-    .filter((v) => v.status === 'pending' || v.status === 'expired')
-    .map((v) =>
-      h(
-        'tr',
-        { class: 'invited' },
-        h('td', { 'data-label': 'Name' }, h('span', { class: 'name muted' }, '(invited)')),
-        h('td', { 'data-label': 'Email' }, v.email),
-        h('td', { 'data-label': 'Role' }, v.role),
-        h('td', { 'data-label': 'Status' }, h('span', { class: `status ${v.status}` }, v.status === 'pending' ? 'invited' : 'expired')),
-        h('td', { class: 'actions' }, h('a', { href: `#/a/${account}/invitations` }, 'Manage')),
-      ),
-    );
-
-  return h(
-    'section',
-    { 'aria-labelledby': 'users-title' },
-    h(
-      'div',
-      { class: 'page-head' },
-      h('h1', { id: 'users-title' }, `Users of ${acc.name}`),
-      h('p', { class: 'seats', 'data-testid': 'seats' }, `Seats: ${data.seats.in_use} used of ${data.seats.total}`),
-      h('button', { type: 'button', class: 'primary', onclick: () => void inviteDialog(ctx, account) }, 'Invite users'),
-    ),
-    table({ class: 'users' }, ['Name', 'Email', 'Role', 'Status'], [...rows, ...invited], { actions: true, caption: `Members of ${acc.name} and their actions` }),
-  );
 }
 
 function confirmThen(question: string, then: () => Promise<unknown>): void {
