@@ -649,6 +649,7 @@ impl Engine {
                     (Some(plan), None | Some(Some(_))) => Some(plan.key(
                         &Cell {
                             entities: &world.entities,
+                            attrs: &world.attrs,
                             principal: &column.principal,
                             action: &slice.uid,
                             resource,
@@ -1347,14 +1348,8 @@ impl Render<'_, '_> {
             let EvalResult::EntityUid(uid) = &current else {
                 return format!("{{…{attr}}}");
             };
-            match self
-                .world
-                .entities
-                .get(uid)
-                .and_then(|e| e.attr(attr))
-                .and_then(Result::ok)
-            {
-                Some(v) => current = v,
+            match self.world.attrs.get(&self.world.entities, uid, attr) {
+                Some(v) => current = (*v).clone(),
                 None => return format!("{{…{attr}}}"),
             }
         }
@@ -1368,11 +1363,10 @@ impl Render<'_, '_> {
             EvalResult::Long(n) => n.to_string(),
             EvalResult::Bool(b) => b.to_string(),
             EvalResult::EntityUid(uid) => {
-                let entity = self.world.entities.get(uid);
-                let attr = |name: &str| entity.and_then(|e| e.attr(name)).and_then(Result::ok);
-                match (attr("name"), attr("user")) {
-                    (Some(EvalResult::String(name)), _) => name,
-                    (_, Some(user @ EvalResult::EntityUid(_))) => self.show(&user),
+                let attr = |name: &str| self.world.attrs.get(&self.world.entities, uid, name);
+                match (attr("name").as_deref(), attr("user").as_deref()) {
+                    (Some(EvalResult::String(name)), _) => name.clone(),
+                    (_, Some(user @ EvalResult::EntityUid(_))) => self.show(user),
                     _ => uid.id().unescaped().to_owned(),
                 }
             }

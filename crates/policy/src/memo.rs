@@ -27,9 +27,12 @@
 //! entities).
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use cedar_policy::{Entities, EntityTypeName, EntityUid, EvalResult, Policy};
 use serde_json::Value as Json;
+
+use crate::world::Attrs;
 
 /// Where a term starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +98,7 @@ pub(crate) enum Input {
     /// An entity observed only through comparisons: its type, whether it exists.
     Entity(EntityTypeName, bool),
     /// A value as it is.
-    Value(EvalResult),
+    Value(Rc<EvalResult>),
     /// A comparison's outcome; `None` where its operands are not entities
     /// (their values, in the key, decide it then).
     Outcome(Option<bool>),
@@ -106,6 +109,8 @@ pub(crate) enum Input {
 /// The cell a key is computed for.
 pub(crate) struct Cell<'a> {
     pub entities: &'a Entities,
+    /// The world's attribute values, converted once ([`Attrs`]).
+    pub attrs: &'a Attrs,
     pub principal: &'a EntityUid,
     pub action: &'a EntityUid,
     pub resource: &'a EntityUid,
@@ -330,21 +335,23 @@ impl Plan {
     /// The key of a cell: equal keys, equal evaluations (within one batch).
     /// `drop` leaves one input out (the soundness test's switch).
     pub(crate) fn key(&self, cell: &Cell<'_>, drop: Option<usize>) -> Vec<Input> {
-        let values: Vec<Option<EvalResult>> =
+        let values: Vec<Option<Rc<EvalResult>>> =
             self.terms.iter().map(|(p, _)| read(cell, p)).collect();
         let mut key = Vec::with_capacity(self.len());
         for ((_, identity), value) in self.terms.iter().zip(&values) {
             key.push(match value {
                 None => Input::Unreadable,
-                Some(EvalResult::EntityUid(uid)) if !identity => {
-                    Input::Entity(uid.type_name().clone(), cell.entities.get(uid).is_some())
-                }
-                Some(v) => Input::Value(v.clone()),
+                Some(v) => match &**v {
+                    EvalResult::EntityUid(uid) if !identity => {
+                        Input::Entity(uid.type_name().clone(), cell.entities.get(uid).is_some())
+                    }
+                    _ => Input::Value(Rc::clone(v)),
+                },
             });
         }
         let side = |s: &Side| -> Option<EntityUid> {
             match s {
-                Side::Term(i) => match values.get(*i)? {
+                Side::Term(i) => match values.get(*i)?.as_deref() {
                     Some(EvalResult::EntityUid(uid)) => Some(uid.clone()),
                     _ => None,
                 },
@@ -358,7 +365,7 @@ impl Plan {
                     (Some(a), b) => in_outcome(cell.entities, &a, b, &values),
                     (None, _) => None,
                 },
-                Observation::Has(t, attr) => match values.get(*t).and_then(Option::as_ref) {
+                Observation::Has(t, attr) => match values.get(*t).and_then(Option::as_deref) {
                     Some(EvalResult::EntityUid(uid)) => Some(
                         cell.entities
                             .get(uid)
@@ -382,12 +389,12 @@ fn in_outcome(
     entities: &Entities,
     a: &EntityUid,
     b: &Side,
-    values: &[Option<EvalResult>],
+    values: &[Option<Rc<EvalResult>>],
 ) -> Option<bool> {
     let within = |b: &EntityUid| a == b || entities.is_ancestor_of(b, a);
     match b {
         Side::Uid(uid) => Some(within(uid)),
-        Side::Term(i) => match values.get(*i)?.as_ref()? {
+        Side::Term(i) => match values.get(*i)?.as_deref()? {
             EvalResult::EntityUid(uid) => Some(within(uid)),
             EvalResult::Set(set) => {
                 let mut any = false;
@@ -405,17 +412,19 @@ fn in_outcome(
 }
 
 /// A term's value in a cell; `None` when it cannot be read.
-fn read(cell: &Cell<'_>, path: &Path) -> Option<EvalResult> {
+fn read(cell: &Cell<'_>, path: &Path) -> Option<Rc<EvalResult>> {
     let (mut current, rest) = match path.var {
-        Var::Principal => (
-            EvalResult::EntityUid(cell.principal.clone()),
-            &path.attrs[..],
-        ),
-        Var::Action => (EvalResult::EntityUid(cell.action.clone()), &path.attrs[..]),
-        Var::Resource => (
-            EvalResult::EntityUid(cell.resource.clone()),
-            &path.attrs[..],
-        ),
+        Var::Principal | Var::Action | Var::Resource => {
+            let uid = match path.var {
+                Var::Principal => cell.principal,
+                Var::Action => cell.action,
+                _ => cell.resource,
+            };
+            match path.attrs.split_first() {
+                None => return Some(Rc::new(EvalResult::EntityUid(uid.clone()))),
+                Some((first, rest)) => (cell.attrs.get(cell.entities, uid, first)?, rest),
+            }
+        }
         Var::Context => {
             let (first, rest) = match path.attrs.split_first() {
                 Some(split) => split,
@@ -425,17 +434,17 @@ fn read(cell: &Cell<'_>, path: &Path) -> Option<EvalResult> {
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), v.clone()))
                         .collect();
-                    return Some(EvalResult::String(format!("{record:?}")));
+                    return Some(Rc::new(EvalResult::String(format!("{record:?}"))));
                 }
             };
             let (_, v) = cell.context.iter().find(|(k, _)| k == first)?;
-            (v.clone(), rest)
+            (Rc::new(v.clone()), rest)
         }
     };
     for attr in rest {
-        current = match current {
-            EvalResult::EntityUid(uid) => cell.entities.get(&uid)?.attr(attr)?.ok()?,
-            EvalResult::Record(r) => r.get(attr)?.clone(),
+        current = match &*current {
+            EvalResult::EntityUid(uid) => cell.attrs.get(cell.entities, uid, attr)?,
+            EvalResult::Record(r) => Rc::new(r.get(attr)?.clone()),
             _ => return None,
         };
     }

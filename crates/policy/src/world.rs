@@ -7,9 +7,13 @@
 //! mean. The schema in `policies/gatehouse.cedarschema` documents every
 //! attribute built here.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 
-use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use cedar_policy::{
+    Entities, Entity, EntityId, EntityTypeName, EntityUid, EvalResult, RestrictedExpression,
+};
 
 use crate::error::EngineError;
 use crate::facts::{
@@ -125,6 +129,49 @@ pub(crate) struct World<'f> {
     pub pending_invites: HashSet<(&'f str, String)>,
     /// (account, lower-cased email) of members.
     pub member_emails: HashSet<(&'f str, String)>,
+    /// Attribute values as the memo and the reasons read them.
+    pub attrs: Attrs,
+}
+
+/// The attribute values of a world's entities, each converted to Cedar's
+/// [`EvalResult`] once and shared. Why: `Entity::attr` converts the stored
+/// value afresh on every call, and the cells of a batch read the same few
+/// attributes (an account's admins, owners, counts) hundreds of times — it
+/// was a fifth of a 50 × 12 batch. A read-through cache of a pure function
+/// of the world's entities, which never change after the world is built.
+#[derive(Debug, Default)]
+pub(crate) struct Attrs(RefCell<AttrMap>);
+
+/// Keyed with a fixed-seed hash: the module has no randomness, and SipHash
+/// was most of the cache's cost. The keys are the host's ids and the
+/// policies' attribute names; a batch's map lives for one call.
+type AttrMap = HashMap<EntityUid, HashMap<String, Option<Rc<EvalResult>>, Fixed>, Fixed>;
+type Fixed = foldhash::fast::FixedState;
+
+impl Attrs {
+    /// `entities[uid].attr`, as `Entity::attr` gives it (`None` for a
+    /// missing entity or attribute, or a value that is not one).
+    pub(crate) fn get(
+        &self,
+        entities: &Entities,
+        uid: &EntityUid,
+        attr: &str,
+    ) -> Option<Rc<EvalResult>> {
+        if let Some(known) = self.0.borrow().get(uid).and_then(|m| m.get(attr)) {
+            return known.clone();
+        }
+        let value = entities
+            .get(uid)
+            .and_then(|e| e.attr(attr))
+            .and_then(Result::ok)
+            .map(Rc::new);
+        self.0
+            .borrow_mut()
+            .entry(uid.clone())
+            .or_default()
+            .insert(attr.to_owned(), value.clone());
+        value
+    }
 }
 
 fn dup(kind: &str, id: &str) -> EngineError {
@@ -389,6 +436,7 @@ impl<'f> World<'f> {
             devices,
             pending_invites,
             member_emails,
+            attrs: Attrs::default(),
         };
         let out = match roots {
             None => world.every_entity(&index)?,
