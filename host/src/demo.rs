@@ -39,7 +39,7 @@ pub enum Prepared {
 pub enum DemoError {
     /// The store has data that `--demo` did not seed.
     #[error(
-        "`--demo` refuses this store: it has data that `--demo` did not create ({users} users), and demo mode shows every sign-in link in its mailbox. \
+        "`--demo` refuses this store: it has data that `--demo` did not create (users: {users}), and demo mode shows every sign-in link in its mailbox. \
          Serve it without --demo, or give --demo a new store of its own (e.g. `--db gatehouse-demo.db`; a demo store made by a gatehouse older than this check has no marker: delete it and start again)"
     )]
     NotADemoStore {
