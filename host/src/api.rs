@@ -3,7 +3,9 @@
 //! and turn the result or [`ApiError`] into a response.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -196,6 +198,7 @@ pub fn router(host: Host) -> Router {
             crate::timing::header,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(crate::headers::add))
         .with_state(host)
 }
 
@@ -278,16 +281,16 @@ struct MailboxQuery {
     to: Option<String>,
 }
 
-/// Demo mode only: the newest mails, so a newcomer signs in without SMTP.
+/// Demo mode only: the newest mails, so a newcomer signs in without SMTP;
+/// fenced to a demo store and loopback peers ([`crate::demo::mailbox_open`]).
 async fn demo_mailbox(
     State(host): State<Host>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: axum::http::HeaderMap,
     Query(q): Query<MailboxQuery>,
 ) -> ApiResult<Json<Value>> {
-    if !host.settings.demo {
-        return Err(ApiError::NotFound(
-            "the demo mailbox exists only in demo mode (`gatehouse serve --demo`)".into(),
-        ));
-    }
+    let peer = peer.map(|axum::Extension(ConnectInfo(addr))| addr);
+    crate::demo::mailbox_open(&host, peer, &headers).await?;
     let mails = crate::outbox::list(&host.store, 50).await?;
     let mails: Vec<Value> = mails
         .into_iter()
@@ -438,10 +441,9 @@ async fn redeem(State(host): State<Host>, Body(b): Body<Redeem>) -> ApiResult<Re
 async fn sign_out(State(host): State<Host>, p: Principal) -> ApiResult<Response> {
     let body = auth::sign_out(&host, &p.session).await?;
     let mut response = Json(body).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("gh_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&auth::cleared_cookie(host.settings.secure_cookies)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
     Ok(response)
 }
 

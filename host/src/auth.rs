@@ -21,8 +21,18 @@ use crate::outbox::{self, Mail};
 use crate::store::Tx;
 use crate::token;
 
-/// The session cookie's name.
+/// The session cookie's name over plain http (a development host).
 pub const COOKIE: &str = "gh_session";
+/// The session cookie's name behind https: the `__Host-` prefix makes a
+/// browser keep it only when it is `Secure`, for `Path=/` and without a
+/// `Domain`, so a sibling subdomain cannot set or shadow it.
+pub const SECURE_COOKIE: &str = "__Host-gh_session";
+
+/// The session cookie's name on a host with `secure` cookies (see
+/// [`crate::Settings::secure_cookies`]).
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { COOKIE }
+}
 /// Sign-in links last this long.
 pub const LINK_SECONDS: i64 = 15 * 60;
 /// Browser sessions last this long.
@@ -276,7 +286,11 @@ impl FromRequestParts<Host> for Principal {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_owned);
-        let (secret, cookie) = match (bearer, cookie_value(parts, COOKIE)) {
+        // Only the name this host sets is read: behind https a cookie
+        // without the `__Host-` prefix may have been planted by a sibling
+        // subdomain.
+        let name = cookie_name(host.settings.secure_cookies);
+        let (secret, cookie) = match (bearer, cookie_value(parts, name)) {
             (Some(b), _) => (b, false),
             (None, Some(c)) => (c, true),
             (None, None) => {
@@ -430,10 +444,21 @@ pub(crate) async fn restore_account(
     Ok(())
 }
 
-/// The `Set-Cookie` value for a new browser session.
+/// The `Set-Cookie` value for a new browser session: `__Host-gh_session=…;
+/// Secure` when `secure`, `gh_session=…` otherwise.
 pub fn session_cookie(secret: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}{}",
+        "{}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}{}",
+        cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that clears the session cookie (sign out).
+pub fn cleared_cookie(secure: bool) -> String {
+    format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        cookie_name(secure),
         if secure { "; Secure" } else { "" }
     )
 }

@@ -2,7 +2,18 @@
 //! sub-accounts, members of every role and status, owned resources, pending
 //! and expired invitations, an owner-removal request, an IdP-managed member),
 //! shifted so that its "now" is the host's now.
+//!
+//! **The fence.** Demo mode reads the outbox out loud (`GET
+//! /v1/demo/mailbox`: every sign-in link), so it must never reach real
+//! people's data or a stranger. `gatehouse serve --demo` serves only a store
+//! that `--demo` itself seeded ([`prepare`]: a `demo` row in `store_meta`,
+//! written in the seeding transaction) and refuses any other; the mailbox
+//! answers only such a host, and only a peer on loopback with no proxy in
+//! between ([`mailbox_open`]).
 
+use std::net::SocketAddr;
+
+use axum::http::HeaderMap;
 use gatehouse_policy::Facts;
 use gatehouse_policy::facts::{
     Account, AccountId, Membership, MembershipStatus, OwnedResource, ResourceId, ResourceKind,
@@ -12,7 +23,129 @@ use gatehouse_policy::facts::{
 use crate::Host;
 use crate::error::ApiError;
 use crate::facts::to_word;
+use crate::store::Tx;
 use crate::token;
+
+/// The `store_meta` key that marks a store `--demo` created.
+pub const MARKER: &str = "demo";
+
+/// What [`prepare`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// The store was empty: the demo data and the marker are in it now.
+    Seeded,
+    /// The store is one `--demo` created before: served as it is.
+    Reused,
+}
+
+/// Why `--demo` will not serve a store.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The store has data that `--demo` did not seed.
+    #[error(
+        "`--demo` refuses this store: it has data that `--demo` did not create (users: {users}), and demo mode shows every sign-in link in its mailbox. \
+         Serve it without --demo, or give --demo a new store of its own (e.g. `--db gatehouse-demo.db`; a demo store made by a gatehouse older than this check has no marker: delete it and start again)"
+    )]
+    NotADemoStore {
+        /// How many users the store holds.
+        users: i64,
+    },
+    /// The store could not be read or written.
+    #[error("{0}")]
+    Store(#[from] ApiError),
+}
+
+impl From<sqlx::Error> for DemoError {
+    fn from(e: sqlx::Error) -> DemoError {
+        DemoError::Store(e.into())
+    }
+}
+
+/// What `gatehouse serve --demo` does before it serves: seeds the Acme
+/// fixture and the marker into an empty store, or accepts a store that
+/// carries the marker; refuses a store with any other data (one user is
+/// data) and changes nothing in it.
+pub async fn prepare(host: &Host, facts: &Facts) -> Result<Prepared, DemoError> {
+    let mut tx = host.store.begin_write().await?;
+    crate::store::lock_named(&mut tx, "demo").await?;
+    if is_demo_store(&mut tx).await? {
+        return Ok(Prepared::Reused);
+    }
+    let mut data = 0;
+    for table in ["users", "accounts"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut *tx)
+            .await?;
+        data += n;
+    }
+    if data > 0 {
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await?;
+        return Err(DemoError::NotADemoStore { users });
+    }
+    seed_in(&mut tx, host.clock.now(), facts).await?;
+    sqlx::query("INSERT INTO store_meta (key, value) VALUES ($1, $2)")
+        .bind(MARKER)
+        .bind(format!(
+            "seeded by gatehouse serve --demo at {}",
+            host.clock.now()
+        ))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Prepared::Seeded)
+}
+
+/// Whether the store carries the marker [`prepare`] writes.
+async fn is_demo_store(tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT 1 FROM store_meta WHERE key = $1")
+        .bind(MARKER)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
+}
+
+/// Whether a connection came from this machine: a loopback address
+/// (`127.0.0.0/8`, `::1`, or IPv4 loopback mapped into IPv6). `None` (no
+/// socket, a router driven in process) is not.
+pub fn is_loopback_peer(peer: Option<SocketAddr>) -> bool {
+    peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
+}
+
+/// Headers a proxy adds: a request that carries one came from elsewhere,
+/// whatever the socket's peer is.
+const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/// Whether the demo mailbox may answer this request: the host was started
+/// with `--demo` (which checked the store), the store still carries the
+/// marker, and the peer is on loopback with no proxy in between. 404
+/// without demo mode, 403 (`loopback_only`) from anywhere else.
+pub async fn mailbox_open(
+    host: &Host,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if !host.settings.demo {
+        return Err(ApiError::NotFound(
+            "the demo mailbox exists only in demo mode (`gatehouse serve --demo`)".into(),
+        ));
+    }
+    if !is_loopback_peer(peer) || FORWARDED.iter().any(|h| headers.contains_key(*h)) {
+        return Err(ApiError::LoopbackOnly(
+            "the demo mailbox answers only loopback peers, with no proxy in between: open the demo on the machine that runs it, at 127.0.0.1 or ::1".into(),
+        ));
+    }
+    let mut tx = host.store.begin_read().await?;
+    let marked = is_demo_store(&mut tx).await?;
+    tx.commit().await?;
+    if !marked {
+        return Err(ApiError::NotFound(
+            "the demo mailbox exists only on a store that `gatehouse serve --demo` created".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// The fixture, as the vectors use it.
 pub const ACME: &str = include_str!("../../tests/vectors/fixtures/acme.json");
@@ -81,9 +214,8 @@ pub fn with_large_account(mut facts: Facts, members: usize) -> Facts {
 /// Seeds `facts` into an empty store, shifting times so the fixture's `now`
 /// is the host's now. Returns false (and writes nothing) when the store
 /// already has users.
+/// It writes no marker: a store seeded this way is not one `--demo` made.
 pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
-    let now = host.clock.now();
-    let shift = now - facts.now;
     let mut tx = host.store.begin_write().await?;
     let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(&mut *tx)
@@ -91,6 +223,14 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
     if users > 0 {
         return Ok(false);
     }
+    seed_in(&mut tx, host.clock.now(), facts).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Writes `facts` in `tx`, times shifted so the fixture's `now` is `now`.
+async fn seed_in(tx: &mut Tx, now: i64, facts: &Facts) -> Result<(), ApiError> {
+    let shift = now - facts.now;
     // Parents before children (the parent column is a foreign key).
     let depth = |id: &str| {
         let mut d = 0;
@@ -113,7 +253,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
             .bind(a.parent.as_ref().map(|p| p.0.clone()))
             .bind(a.included_seats)
             .bind(a.extra_seats)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     for u in &facts.users {
@@ -125,7 +265,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
         .bind(u.email.to_lowercase())
         .bind(&u.name)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     for m in &facts.memberships {
@@ -139,7 +279,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
         .bind(&m.nickname)
         .bind(i64::from(m.managed_by_idp))
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     for i in &facts.invitations {
@@ -157,7 +297,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
         .bind(i.sent_at + shift)
         .bind(i.expires_at + shift)
         .bind(to_word(&i.status))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     for r in &facts.resources {
@@ -169,7 +309,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
         .bind(to_word(&r.kind))
         .bind(&r.name)
         .bind(r.owner.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     for r in &facts.owner_removal_requests {
@@ -185,7 +325,7 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
         .bind(to_word(&r.status))
         .bind(r.created_at + shift)
         .bind(r.expires_at + shift)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     // Devices become sessions nobody holds the secret of: they show in the
@@ -201,9 +341,8 @@ pub async fn seed(host: &Host, facts: &Facts) -> Result<bool, ApiError> {
         .bind(token::random_hex(16))
         .bind(now)
         .bind(now + crate::auth::SESSION_SECONDS)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
 }

@@ -23,6 +23,11 @@ pub enum ApiError {
     /// expired one is; nothing was decided or changed.
     #[error("{0}")]
     TokenScope(String),
+    /// A demo-only endpoint asked from elsewhere than this machine (the
+    /// demo fence, [`crate::demo::mailbox_open`]: transport, not a rule
+    /// about who may do what).
+    #[error("{0}")]
+    LoopbackOnly(String),
     /// The module denied the change; nothing was changed but its audit record.
     #[error("denied")]
     Denied {
@@ -102,9 +107,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Csrf | ApiError::TokenScope(_) | ApiError::Denied { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Csrf
+            | ApiError::TokenScope(_)
+            | ApiError::LoopbackOnly(_)
+            | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::Inapplicable { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -122,6 +128,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Csrf => "csrf",
             ApiError::TokenScope(_) => "token_scope",
+            ApiError::LoopbackOnly(_) => "loopback_only",
             ApiError::Denied { .. } => "denied",
             ApiError::Inapplicable { .. } => "inapplicable",
             ApiError::NotFound(_) => "not_found",

@@ -22,6 +22,7 @@ pub mod error;
 pub mod facts;
 pub mod faults;
 pub mod gate;
+pub mod headers;
 pub mod impact;
 pub mod jobs;
 pub mod outbox;
@@ -44,7 +45,10 @@ pub use store::Store;
 /// Settings that do not change while serving.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Mark cookies `Secure` (serve behind HTTPS).
+    /// Cookies for a host reached over https: `Secure`, and named with the
+    /// `__Host-` prefix ([`auth::cookie_name`]). `serve` sets it when
+    /// `--public-url` is https, or with `--secure-cookies` (an https proxy
+    /// in front of an http public URL).
     pub secure_cookies: bool,
     /// Demo mode: the outbox is readable at `/v1/demo/mailbox`, so a
     /// newcomer can sign in without a mail server. Never in production.

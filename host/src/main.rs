@@ -149,7 +149,9 @@ enum Command {
         /// The From address of delivered mail.
         #[arg(long, env = "GATEHOUSE_MAIL_FROM")]
         mail_from: Option<String>,
-        /// Mark session cookies Secure (when served behind HTTPS).
+        /// Mark session cookies `Secure` and name them `__Host-gh_session`
+        /// even when --public-url is not https (an https proxy in front);
+        /// an https --public-url does so by itself.
         #[arg(long)]
         secure_cookies: bool,
         /// The built pages to serve at `/` (`cargo xtask www` builds them).
@@ -462,6 +464,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .trim_end_matches('/')
                 .to_owned();
             let pages = www.is_some();
+            // Browsers reach the host over https: its cookies must never
+            // travel in the clear.
+            let secure_cookies = secure_cookies
+                || public_url
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
             let host = Host::new(store_handle, gate, Clock::system()).with_settings(Settings {
                 secure_cookies,
                 demo,
@@ -479,19 +487,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 decide_early,
             });
             if demo {
+                use gatehouse_host::demo::{Prepared, prepare};
                 let mut facts = gatehouse_host::demo::acme().map_err(|e| e.to_string())?;
                 if let Some(n) = demo_members {
                     facts = gatehouse_host::demo::with_large_account(facts, n);
                 }
-                if gatehouse_host::demo::seed(&host, &facts)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    println!(
+                match prepare(&host, &facts).await.map_err(|e| e.to_string())? {
+                    Prepared::Seeded => println!(
                         "seeded demo data: the Acme agency (sign in as olivia@acme.test, the owner)"
-                    );
-                } else {
-                    println!("the store already has data: demo data not seeded again");
+                    ),
+                    Prepared::Reused => {
+                        println!("serving the demo store --demo made earlier: not seeded again")
+                    }
                 }
             }
             tokio::spawn(host.clone().job_worker());
@@ -549,12 +556,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                 );
             }
-            axum::serve(listener, host.router())
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
-                .map_err(|e| e.to_string())
+            // The peer's address reaches handlers: the demo mailbox answers
+            // loopback peers only.
+            axum::serve(
+                listener,
+                host.router()
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| e.to_string())
         }
         Command::Policy { command } => {
             let outcome = policy(command).await?;

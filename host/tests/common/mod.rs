@@ -532,3 +532,56 @@ pub fn serve(name: &'static str, args: &[&str]) -> Server {
         instance,
     }
 }
+
+/// One HTTP request over a socket to a real server: (status, headers, body).
+pub async fn http(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, axum::body::Bytes) {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<axum::body::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let mut req = hyper::Request::builder().method(method.clone()).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let bytes = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            axum::body::Bytes::from(b.to_string())
+        }
+        None => axum::body::Bytes::new(),
+    };
+    let res = client
+        .request(req.body(http_body_util::Full::new(bytes)).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = res.status();
+    let h = res.headers().clone();
+    (
+        status,
+        h,
+        res.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+/// The newest sign-in link's secret mailed to `email`, from the outbox.
+pub async fn sign_in_link(store: &Store, email: &str) -> String {
+    let mails = gatehouse_host::outbox::list(store, 50).await.unwrap();
+    mails
+        .iter()
+        .filter(|m| m["to"].as_str() == Some(email))
+        .find_map(|m| {
+            let body = m["body"].as_str()?;
+            let at = body.find("ghl_")?;
+            Some(
+                body[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>(),
+            )
+        })
+        .unwrap_or_else(|| panic!("no sign-in link to {email} in the outbox: {mails:?}"))
+}
