@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// `gatehouse serve --demo` on `db`, listening on `listen`.
 fn serve_demo(db: &str, listen: &str) -> common::Server {
@@ -35,14 +35,7 @@ fn serve_demo(db: &str, listen: &str) -> common::Server {
 /// Asks for a sign-in link for olivia, then reads the mailbox at `base`
 /// from wherever this process connects from: (status, body).
 async fn mailbox(base: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
-    let (s, _, _) = common::http(
-        Method::POST,
-        &format!("{base}/v1/auth/sign-in"),
-        &[],
-        Some(json!({"email": "olivia@acme.test"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
+    common::ask_sign_in(base, "olivia@acme.test").await;
     let (s, _, body) = common::http(
         Method::GET,
         &format!("{base}/v1/demo/mailbox?to=olivia@acme.test"),

@@ -10,7 +10,7 @@
 mod common;
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -145,22 +145,7 @@ async fn json_with_personal_data_is_never_stored_and_the_module_stays_immutable(
     }
 
     // The CSRF value comes back on redeem: no-store as well.
-    let (s, _, _) = common::http(
-        Method::POST,
-        &format!("{base}/v1/auth/sign-in"),
-        &[],
-        Some(json!({"email": "olivia@acme.test"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    let link = common::sign_in_link(&t.host.store, "olivia@acme.test").await;
-    let (s, h, body) = common::http(
-        Method::POST,
-        &format!("{base}/v1/auth/redeem"),
-        &[],
-        Some(json!({"token": link})),
-    )
-    .await;
+    let (s, h, body) = common::sign_in(base, &t.host.store, "olivia@acme.test").await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert!(serde_json::from_slice::<Value>(&body).unwrap()["csrf"].is_string());
     assert_eq!(get(&h, "cache-control"), "no-store", "redeem");
@@ -192,22 +177,7 @@ async fn json_with_personal_data_is_never_stored_and_the_module_stays_immutable(
 
 /// Signs olivia in through the host: (status, every Set-Cookie, body).
 async fn redeem(t: &common::T, base: &str) -> (StatusCode, Vec<String>, Value) {
-    let (s, _, _) = common::http(
-        Method::POST,
-        &format!("{base}/v1/auth/sign-in"),
-        &[],
-        Some(json!({"email": "olivia@acme.test"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    let link = common::sign_in_link(&t.host.store, "olivia@acme.test").await;
-    let (s, h, body) = common::http(
-        Method::POST,
-        &format!("{base}/v1/auth/redeem"),
-        &[],
-        Some(json!({"token": link})),
-    )
-    .await;
+    let (s, h, body) = common::sign_in(base, &t.host.store, "olivia@acme.test").await;
     let cookies = h
         .get_all(header::SET_COOKIE)
         .iter()

@@ -567,6 +567,41 @@ pub async fn http(
     )
 }
 
+/// Asks the real server at `base` to mail `email` a sign-in link (202).
+pub async fn ask_sign_in(base: &str, email: &str) {
+    let (s, _, body) = http(
+        Method::POST,
+        &format!("{base}/v1/auth/sign-in"),
+        &[],
+        Some(serde_json::json!({ "email": email })),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::ACCEPTED,
+        "sign-in: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+/// Asks for a sign-in link for `email` and redeems it at `base`:
+/// (status, headers, body) of the redeem.
+pub async fn sign_in(
+    base: &str,
+    store: &Store,
+    email: &str,
+) -> (StatusCode, axum::http::HeaderMap, axum::body::Bytes) {
+    ask_sign_in(base, email).await;
+    let link = sign_in_link(store, email).await;
+    http(
+        Method::POST,
+        &format!("{base}/v1/auth/redeem"),
+        &[],
+        Some(serde_json::json!({ "token": link })),
+    )
+    .await
+}
+
 /// The newest sign-in link's secret mailed to `email`, from the outbox.
 pub async fn sign_in_link(store: &Store, email: &str) -> String {
     let mails = gatehouse_host::outbox::list(store, 50).await.unwrap();
