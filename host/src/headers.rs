@@ -15,7 +15,7 @@
 //!   anyway, and `/health` (not under `/v1`) names only hashes.
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -34,6 +34,7 @@ pub async fn add(request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let private = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/scim/v2");
     let mut response = next.run(request).await;
+    let status = response.status();
     let h = response.headers_mut();
     let content_type = h
         .get(header::CONTENT_TYPE)
@@ -41,15 +42,20 @@ pub async fn add(request: Request, next: Next) -> Response {
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let csp = if content_type == "text/html" {
-        PAGE_CSP
-    } else {
-        OTHER_CSP
-    };
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
+    // A 304 has no body and no content type, and a browser takes its
+    // headers over the cached answer's: a policy here would replace the
+    // cached page's own (a reload ran no script under `default-src 'none'`).
+    if status != StatusCode::NOT_MODIFIED {
+        let csp = if content_type == "text/html" {
+            PAGE_CSP
+        } else {
+            OTHER_CSP
+        };
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -107,6 +107,23 @@ async fn a_page_is_served_under_a_strict_content_security_policy() {
         assert_eq!(csp["connect-src"], ["'self'"], "{path}: {csp:?}");
         // Pages revalidate; they carry nobody's data.
         assert_eq!(get(&h, "cache-control"), "no-cache", "{path}");
+        // A revalidation (a reload) answers 304 without a body: a browser
+        // takes its headers over the cached page's, so a CSP there would
+        // replace the page's own (a reload once got `default-src 'none'`
+        // and ran no script).
+        let modified = get(&h, "last-modified").to_owned();
+        let (s, h, _) = common::http(
+            Method::GET,
+            &format!("{}{path}", server.base),
+            &[("if-modified-since", modified.as_str())],
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_MODIFIED, "{path} revalidated");
+        assert!(
+            h.get(header::CONTENT_SECURITY_POLICY).is_none(),
+            "{path}: a 304 must not replace the page's CSP: {h:?}"
+        );
     }
     // Hashed assets stay cached for good.
     let (s, h, _) = common::http(

@@ -87,25 +87,32 @@ async function render(): Promise<void> {
   const [path = '', qs = ''] = location.hash.replace(/^#/, '').split('?');
   const query = new URLSearchParams(qs);
   const parts = path.split('/').filter(Boolean);
-  const show = (page: HTMLElement, ctx: Ctx | null = null, tab: string | null = null) => {
+  // The module downloads and compiles beside the page's API calls; a page
+  // is shown once it is there, so a module that fails to load is the
+  // page's problem, shown in its place.
+  const ready = module();
+  ready.catch(() => undefined);
+  const paint = (page: HTMLElement, ctx: Ctx | null = null, tab: string | null = null) => {
     if (ticket !== rendering) return;
     top.replaceChildren(header(ctx, tab));
     main.replaceChildren(...[noticeBlock(), page].filter((x): x is HTMLElement => x !== null));
     main.setAttribute('aria-busy', 'false');
   };
+  const show = async (page: HTMLElement, ctx: Ctx | null = null, tab: string | null = null) => {
+    await ready;
+    paint(page, ctx, tab);
+  };
   main.setAttribute('aria-busy', 'true');
   try {
-    // The module downloads and compiles from `start()` on, while the first
-    // API calls are in flight; pages that decide await it in `ask()`.
-    if (parts[0] === 'sign-in' && parts[1]) return show(await redeemPage(parts[1]));
-    if (parts[0] === 'sign-in') return show(signInPage(demo));
-    if (parts[0] === 'mailbox') return show(await mailboxPage(query));
+    if (parts[0] === 'sign-in' && parts[1]) return await show(await redeemPage(parts[1]));
+    if (parts[0] === 'sign-in') return await show(signInPage(demo));
+    if (parts[0] === 'mailbox') return await show(await mailboxPage(query));
     const session = await signedIn();
     if (!session) {
       location.hash = '#/sign-in';
       return;
     }
-    if (parts[0] === 'accept' && parts[1]) return show(await acceptPage(parts[1]));
+    if (parts[0] === 'accept' && parts[1]) return await show(await acceptPage(parts[1]));
     const account = parts[0] === 'a' && parts[1] ? parts[1] : session.accounts[0]?.id ?? null;
     const ctx: Ctx = {
       ...session,
@@ -113,9 +120,9 @@ async function render(): Promise<void> {
       refresh: render,
       change: (method, p, body, done) => runChange(render, method, p, body, done),
     };
-    if (parts[0] === 'profile') return show(await profilePage(ctx), ctx, null);
-    if (parts[0] === 'policies') return show(await policiesPage(ctx), ctx, 'policies');
-    if (!account) return show(h('section', {}, h('h1', {}, 'No accounts'), h('p', {}, 'You are not a member of any account you may open. Ask an owner to invite you.')), ctx);
+    if (parts[0] === 'profile') return await show(await profilePage(ctx), ctx, null);
+    if (parts[0] === 'policies') return await show(await policiesPage(ctx), ctx, 'policies');
+    if (!account) return await show(h('section', {}, h('h1', {}, 'No accounts'), h('p', {}, 'You are not a member of any account you may open. Ask an owner to invite you.')), ctx);
     const tab = parts[0] === 'a' ? parts[2] ?? 'users' : 'users';
     const page =
       tab === 'invitations' ? await invitationsPage(ctx, account)
@@ -123,9 +130,9 @@ async function render(): Promise<void> {
       : tab === 'audit' ? await auditPage(account, query)
       : tab === 'bulk' ? await bulkPage(ctx, account)
       : await usersPage(ctx, account);
-    show(page, ctx, tab);
+    await show(page, ctx, tab);
   } catch (e) {
-    show(h('section', {}, failed(e), h('p', {}, h('a', { href: '#/' }, 'Back to the start'))));
+    paint(h('section', {}, failed(e), h('p', {}, h('a', { href: '#/' }, 'Back to the start'))));
   }
 }
 
