@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -111,6 +111,7 @@ pub fn router(host: Host) -> Router {
         .route("/v1/module/{file}", get(module_by_hash))
         .route("/v1/auth/sign-in", post(sign_in))
         .route("/v1/auth/redeem", post(redeem))
+        .route("/v1/auth/link", post(link))
         .route("/v1/auth/sign-out", post(sign_out))
         .route("/v1/tokens", post(create_token))
         .route("/v1/me", get(me).patch(update_me).delete(delete_me))
@@ -198,7 +199,23 @@ pub fn router(host: Host) -> Router {
             crate::timing::header,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(crate::headers::add))
+        // Outermost last: headers on every answer, 429s before any work,
+        // then the time limit around the wait for a slot and the work.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            host.settings.max_concurrent,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            host.clone(),
+            crate::limits::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            host.clone(),
+            crate::limits::budget,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            host.clone(),
+            crate::headers::add,
+        ))
         .with_state(host)
 }
 
@@ -402,16 +419,31 @@ struct SignIn {
     email: String,
 }
 
+/// `POST /v1/auth/sign-in`: the same answer, at once, whether or not the
+/// address has an account; the link (if any) goes out from the mailer,
+/// bound to this browser by the cookie set here ([`auth::request_link`]).
 async fn sign_in(
     State(host): State<Host>,
+    headers: HeaderMap,
     Body(b): Body<SignIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     check_email(&b.email)?;
-    auth::request_link(&host, &b.email).await?;
-    Ok((
+    let secure = host.settings.secure_cookies;
+    let binding = auth::binding_for(&headers, secure);
+    auth::request_link(&host, &b.email, &binding);
+    let mut response = (
         StatusCode::ACCEPTED,
-        Json(json!({"message": "if this address has an account, a sign-in link is on its way"})),
-    ))
+        Json(json!({"message": "if this address has an account, a sign-in link is on its way (one a minute at most): open it in this browser"})),
+    )
+        .into_response();
+    set_cookie(&mut response, &auth::binding_cookie(&binding, secure));
+    Ok(response)
+}
+
+fn set_cookie(response: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
 }
 
 #[derive(Deserialize)]
@@ -422,19 +454,47 @@ struct Redeem {
     label: Option<String>,
 }
 
-async fn redeem(State(host): State<Host>, Body(b): Body<Redeem>) -> ApiResult<Response> {
-    let session =
-        auth::redeem_link(&host, &b.token, b.label.as_deref().unwrap_or("browser")).await?;
-    let cookie = auth::session_cookie(&session.token, host.settings.secure_cookies);
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    token: String,
+}
+
+/// `POST /v1/auth/link`: the confirm step's question, whose address a link
+/// signs in, asked only by the browser that asked for the link. Uses
+/// nothing up.
+async fn link(
+    State(host): State<Host>,
+    headers: HeaderMap,
+    Body(b): Body<LinkBody>,
+) -> ApiResult<Json<Value>> {
+    let binding = auth::binding_of(&headers, host.settings.secure_cookies);
+    let email = auth::link_email(&host, &b.token, binding.as_deref()).await?;
+    Ok(Json(json!({"email": email})))
+}
+
+async fn redeem(
+    State(host): State<Host>,
+    headers: HeaderMap,
+    Body(b): Body<Redeem>,
+) -> ApiResult<Response> {
+    let secure = host.settings.secure_cookies;
+    let binding = auth::binding_of(&headers, secure);
+    let session = auth::redeem_link(
+        &host,
+        &b.token,
+        binding.as_deref(),
+        b.label.as_deref().unwrap_or("browser"),
+    )
+    .await?;
     let mut response = Json(json!({
         "user": session.user,
         "session": session.id,
         "csrf": session.csrf,
     }))
     .into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    set_cookie(&mut response, &auth::session_cookie(&session.token, secure));
+    set_cookie(&mut response, &auth::cleared_binding_cookie(secure));
     Ok(response)
 }
 

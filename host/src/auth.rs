@@ -92,70 +92,237 @@ pub async fn create_session(
     })
 }
 
-/// Sends a sign-in link when the address belongs to a user; says nothing
-/// either way (no account enumeration).
-pub async fn request_link(host: &Host, email: &str) -> Result<(), ApiError> {
-    let now = host.clock.now();
-    let mut tx = host.store.begin_write().await?;
-    let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email_lower = $1")
-        .bind(email.trim().to_lowercase())
-        .fetch_optional(&mut *tx)
-        .await?;
-    if user.is_some() {
-        let secret = token::new_secret("ghl");
-        sqlx::query(
-            "INSERT INTO sign_in_links (token_hash, email_lower, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(token::hash(&secret))
-        .bind(email.trim().to_lowercase())
-        .bind(now + LINK_SECONDS)
-        .execute(&mut *tx)
-        .await?;
-        outbox::enqueue(
-            &mut tx,
-            &Mail {
-                to: email.trim().to_owned(),
-                subject: "Your Gatehouse sign-in link".into(),
-                body: format!(
-                    "Sign in within 15 minutes: {}/#/sign-in/{secret}\n\
-                     (API: POST /v1/auth/redeem {{\"token\": \"{secret}\"}})\n\
-                     If you did not ask for this, ignore this mail.",
-                    host.settings.public_url
-                ),
-            },
-            now,
-        )
-        .await?;
+/// The cookie that binds a sign-in link to the browser that asked for it,
+/// over plain http; see [`binding_cookie_name`].
+pub const BINDING_COOKIE: &str = "gh_sign_in";
+/// The binding cookie's name behind https (`__Host-`, as the session's).
+pub const SECURE_BINDING_COOKIE: &str = "__Host-gh_sign_in";
+/// At most one sign-in mail per address in this many seconds, across hosts.
+pub const MAIL_INTERVAL_SECONDS: i64 = 60;
+/// Sign-in requests waiting for the mailer at most; more are dropped (and
+/// logged): the answer to the asker is the same either way.
+const LINK_QUEUE: usize = 1024;
+
+/// The binding cookie's name on a host with `secure` cookies.
+pub fn binding_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_BINDING_COOKIE
+    } else {
+        BINDING_COOKIE
     }
+}
+
+/// The `Set-Cookie` value of a browser's sign-in binding: it lives as long
+/// as a link, so every link asked for from this browser in that time works
+/// here.
+pub fn binding_cookie(value: &str, secure: bool) -> String {
+    format!(
+        "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={LINK_SECONDS}{}",
+        binding_cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that clears the binding (after a sign-in).
+pub fn cleared_binding_cookie(secure: bool) -> String {
+    format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        binding_cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The binding a request carries, if it is one this host could have made
+/// (32 lowercase hex digits).
+pub fn binding_of(headers: &axum::http::HeaderMap, secure: bool) -> Option<String> {
+    cookie_in(headers, binding_cookie_name(secure)).filter(|v| {
+        v.len() == 32
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// A browser's sign-in binding: the one it has, or a new one.
+pub fn binding_for(headers: &axum::http::HeaderMap, secure: bool) -> String {
+    binding_of(headers, secure).unwrap_or_else(|| token::random_hex(16))
+}
+
+/// A sign-in request for the mailer.
+#[derive(Debug)]
+struct LinkRequest {
+    email: String,
+    binding: String,
+}
+
+/// The sign-in requests waiting for this host's mailer, in arrival order.
+///
+/// Asking for a link answers at once, the same for every address, and the
+/// lookup and the mail happen here, one request after another: a known
+/// and an unknown address cannot be told apart by the time of the answer,
+/// and a flood of requests for unknown addresses only reads (never takes
+/// the write lock).
+#[derive(Debug, Default)]
+pub struct LinkQueue {
+    sender: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<LinkRequest>>>,
+}
+
+impl LinkQueue {
+    fn push(&self, host: &Host, request: LinkRequest) {
+        let Ok(mut sender) = self.sender.lock() else {
+            eprintln!("gatehouse: the sign-in mailer's queue is poisoned; a link was not sent");
+            return;
+        };
+        let request = match sender.as_ref() {
+            Some(s) => match s.try_send(request) {
+                Ok(()) => return,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    eprintln!(
+                        "gatehouse: {LINK_QUEUE} sign-in requests are waiting; one was dropped"
+                    );
+                    return;
+                }
+                // Its runtime is gone (a test's): start another.
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(r)) => r,
+            },
+            None => request,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(LINK_QUEUE);
+        let mailer = host.clone();
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                if let Err(e) = send_link(&mailer, &r).await {
+                    eprintln!("gatehouse: a sign-in link was not sent: {e}");
+                }
+            }
+        });
+        if tx.try_send(request).is_ok() {
+            *sender = Some(tx);
+        }
+    }
+}
+
+/// Asks for a sign-in link for `email`, bound to the asking browser's
+/// `binding` ([`binding_for`]). Answers nothing: a link goes out later,
+/// when the address belongs to a user and no link was mailed to it in the
+/// last minute.
+pub fn request_link(host: &Host, email: &str, binding: &str) {
+    host.links.push(
+        host,
+        LinkRequest {
+            email: email.trim().to_owned(),
+            binding: binding.to_owned(),
+        },
+    );
+}
+
+/// The mailer's part of [`request_link`].
+async fn send_link(host: &Host, request: &LinkRequest) -> Result<(), ApiError> {
+    let now = host.clock.now();
+    let email_lower = request.email.to_lowercase();
+    // Reads first: an unknown address never takes the write lock.
+    let user = sqlx::query("SELECT id, email FROM users WHERE email_lower = $1")
+        .bind(&email_lower)
+        .fetch_optional(host.store.pool())
+        .await?;
+    let Some(user) = user else {
+        return Ok(());
+    };
+    // The address the user gave, not as typed now (case folding matched it).
+    let stored: String = user.try_get("email")?;
+    let mut tx = host.store.begin_write().await?;
+    if host.settings.rate_limits.is_some() {
+        let recent =
+            sqlx::query("SELECT 1 FROM sign_in_links WHERE email_lower = $1 AND expires_at > $2")
+                .bind(&email_lower)
+                .bind(now + LINK_SECONDS - MAIL_INTERVAL_SECONDS)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if recent.is_some() {
+            return Ok(());
+        }
+    }
+    let secret = token::new_secret("ghl");
+    sqlx::query(
+        "INSERT INTO sign_in_links (token_hash, email_lower, expires_at, browser_hash) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token::hash(&secret))
+    .bind(&email_lower)
+    .bind(now + LINK_SECONDS)
+    .bind(token::hash(&request.binding))
+    .execute(&mut *tx)
+    .await?;
+    outbox::enqueue(
+        &mut tx,
+        &Mail {
+            to: stored,
+            subject: "Your Gatehouse sign-in link".into(),
+            body: format!(
+                "Sign in within 15 minutes, in the browser where you asked for this link: {}/#/sign-in/{secret}\n\
+                 (API: POST /v1/auth/redeem {{\"token\": \"{secret}\"}} with the {} cookie the sign-in request set)\n\
+                 If you did not ask for this, ignore this mail.",
+                host.settings.public_url,
+                binding_cookie_name(host.settings.secure_cookies),
+            ),
+        },
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Redeems a sign-in link once; returns a new browser session.
-pub async fn redeem_link(host: &Host, secret: &str, label: &str) -> Result<NewSession, ApiError> {
+/// A sign-in link's address, when the link is valid and `binding` is the
+/// browser's that asked for it: what the confirm step shows. Reads only.
+pub async fn link_email(
+    host: &Host,
+    secret: &str,
+    binding: Option<&str>,
+) -> Result<String, ApiError> {
     let now = host.clock.now();
-    let mut tx = host.store.begin_write().await?;
     let row = sqlx::query(
-        "SELECT email_lower, expires_at, used_at FROM sign_in_links WHERE token_hash = $1",
+        "SELECT u.email, l.expires_at, l.used_at, l.browser_hash FROM sign_in_links l JOIN users u ON u.email_lower = l.email_lower WHERE l.token_hash = $1",
     )
     .bind(token::hash(secret))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let bad = || {
-        ApiError::Unauthenticated(
-            "this sign-in link is unknown, used or expired: ask for a new one".into(),
-        )
-    };
-    let row = row.ok_or_else(bad)?;
+    .fetch_optional(host.store.pool())
+    .await?
+    .ok_or_else(bad_link)?;
     let expires_at: i64 = row.try_get("expires_at")?;
     let used_at: Option<i64> = row.try_get("used_at")?;
     if used_at.is_some() || expires_at <= now {
-        return Err(bad());
+        return Err(bad_link());
     }
+    let bound: Option<String> = row.try_get("browser_hash")?;
+    match (bound, binding) {
+        (Some(bound), Some(binding)) if same(&bound, &token::hash(binding)) => {}
+        _ => return Err(ApiError::OtherBrowser),
+    }
+    Ok(row.try_get("email")?)
+}
+
+fn bad_link() -> ApiError {
+    ApiError::Unauthenticated(
+        "this sign-in link is unknown, used or expired: ask for a new one".into(),
+    )
+}
+
+/// Redeems a sign-in link once, in the browser that asked for it
+/// (`binding`); returns a new browser session. A link opened in another
+/// browser stays unused.
+pub async fn redeem_link(
+    host: &Host,
+    secret: &str,
+    binding: Option<&str>,
+    label: &str,
+) -> Result<NewSession, ApiError> {
+    // Checked on a read first: a wrong or foreign link never takes the
+    // write lock.
+    link_email(host, secret, binding).await?;
+    let now = host.clock.now();
+    let mut tx = host.store.begin_write().await?;
     // Used once also when two hosts redeem it at the same instant: the
     // second UPDATE waits for the first and then matches no row.
     let claimed = sqlx::query(
-        "UPDATE sign_in_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+        "UPDATE sign_in_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
     )
     .bind(now)
     .bind(token::hash(secret))
@@ -163,14 +330,15 @@ pub async fn redeem_link(host: &Host, secret: &str, label: &str) -> Result<NewSe
     .await?
     .rows_affected();
     if claimed != 1 {
-        return Err(bad());
+        return Err(bad_link());
     }
-    let email: String = row.try_get("email_lower")?;
-    let user: String = sqlx::query_scalar("SELECT id FROM users WHERE email_lower = $1")
-        .bind(&email)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(bad)?;
+    let user: String = sqlx::query_scalar(
+        "SELECT u.id FROM users u JOIN sign_in_links l ON u.email_lower = l.email_lower WHERE l.token_hash = $1",
+    )
+    .bind(token::hash(secret))
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(bad_link)?;
     tx.commit().await?;
     create_session(host, &user, "browser", label).await
 }
@@ -256,8 +424,11 @@ pub struct Principal {
 }
 
 fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

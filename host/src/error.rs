@@ -68,6 +68,23 @@ pub enum ApiError {
     /// was applied.
     #[error("the store is busy with conflicting changes: nothing was applied, try again")]
     Busy,
+    /// This peer asked too often at a door with a budget
+    /// ([`crate::limits`]); nothing was done.
+    #[error("too many requests from your address: try again in {retry_after} s")]
+    RateLimited {
+        /// Seconds until the budget holds a request again (`Retry-After`).
+        retry_after: u64,
+    },
+    /// The request ran past the host's time limit and was stopped; a change
+    /// still open was rolled back ([`crate::limits::deadline`]).
+    #[error("the request took longer than {} s and was stopped: a change still in progress was not applied; check, then try again", .0.as_secs())]
+    Timeout(std::time::Duration),
+    /// A sign-in link opened in another browser than the one that asked
+    /// for it: it stays usable there.
+    #[error(
+        "this sign-in link was asked for in another browser: open it in the browser where you asked for it, or ask for a new link here"
+    )]
+    OtherBrowser,
     /// Something broke inside; details go to the log, not the caller.
     #[error("internal error {incident}: the change was not applied, try again")]
     Internal {
@@ -106,7 +123,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated(_) | ApiError::OtherBrowser => StatusCode::UNAUTHORIZED,
             ApiError::Csrf
             | ApiError::TokenScope(_)
             | ApiError::LoopbackOnly(_)
@@ -116,7 +133,8 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +155,9 @@ impl ApiError {
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Busy => "busy",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::OtherBrowser => "other_browser",
             ApiError::Internal { .. } => "internal",
         }
     }

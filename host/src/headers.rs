@@ -6,6 +6,8 @@
 //!   module (`WebAssembly.compileStreaming`) and nothing else. Everything
 //!   else carries `default-src 'none'`. Neither may be framed
 //!   (`frame-ancestors 'none'`: no clickjacking of the action menus).
+//! * `Strict-Transport-Security` on a host reached over https (the same
+//!   setting that makes cookies `Secure`, [`crate::Settings::secure_cookies`]).
 //! * `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`
 //!   everywhere: a page's URL (`#/…` holds ids) never leaves in a Referer.
 //! * Every JSON answer under `/v1` and `/scim/v2` is `Cache-Control:
@@ -14,7 +16,7 @@
 //!   (`immutable`) and `/v1/module` (`no-cache`) send `application/wasm`
 //!   anyway, and `/health` (not under `/v1`) names only hashes.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -29,8 +31,13 @@ base-uri 'none'; form-action 'self'; object-src 'none'; frame-ancestors 'none'";
 /// Every other answer's policy: nothing may load from it or frame it.
 pub const OTHER_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
+/// What a host reached over https sends: browsers keep to https for a
+/// year (not `includeSubDomains`: sibling hosts are not this host's to
+/// promise).
+pub const HSTS: &str = "max-age=31536000";
+
 /// Adds the transport headers to the answer (the router's outermost layer).
-pub async fn add(request: Request, next: Next) -> Response {
+pub async fn add(State(host): State<crate::Host>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let private = path.starts_with("/v1/") || path == "/v1" || path.starts_with("/scim/v2");
     let mut response = next.run(request).await;
@@ -64,6 +71,12 @@ pub async fn add(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    if host.settings.secure_cookies {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     let json = content_type == "application/json" || content_type.ends_with("+json");
     if private && json && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

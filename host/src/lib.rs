@@ -25,6 +25,7 @@ pub mod gate;
 pub mod headers;
 pub mod impact;
 pub mod jobs;
+pub mod limits;
 pub mod outbox;
 pub mod read;
 pub mod scim;
@@ -41,6 +42,12 @@ pub use clock::Clock;
 pub use error::ApiError;
 pub use gate::Gate;
 pub use store::Store;
+
+/// [`Settings::request_timeout`] unless told otherwise: a policy impact
+/// replay of a large audit log takes seconds, nothing should take more.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// [`Settings::max_concurrent`] unless told otherwise.
+pub const DEFAULT_MAX_CONCURRENT: usize = 512;
 
 /// Settings that do not change while serving.
 #[derive(Debug, Clone)]
@@ -75,6 +82,16 @@ pub struct Settings {
     /// bench-host`); it pays where a hot tree's lock, not the CPU, is the
     /// limit and its facts rarely move between the two reads.
     pub decide_early: bool,
+    /// Per-peer budgets at the doors that take secrets or send mail
+    /// ([`limits`]), and one sign-in mail a minute per address; `None`
+    /// turns both off (`serve --rate-limits off`, for load and browser
+    /// tests from one address).
+    pub rate_limits: Option<limits::RateLimits>,
+    /// How long a request may run before it is stopped and answered 503
+    /// ([`limits::deadline`]).
+    pub request_timeout: std::time::Duration,
+    /// Requests served at once; more wait for a slot.
+    pub max_concurrent: usize,
 }
 
 impl Default for Settings {
@@ -88,6 +105,9 @@ impl Default for Settings {
             job_lease: jobs::DEFAULT_LEASE,
             server_timing: false,
             decide_early: false,
+            rate_limits: Some(limits::RateLimits::STANDARD),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
         }
     }
 }
@@ -105,6 +125,8 @@ pub struct Host {
     pub settings: Arc<Settings>,
     jobs_wake: Arc<tokio::sync::Notify>,
     instance: Arc<str>,
+    limiter: Arc<limits::Limiter>,
+    links: Arc<auth::LinkQueue>,
 }
 
 impl Host {
@@ -117,13 +139,21 @@ impl Host {
             settings: Arc::new(Settings::default()),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             instance: instance_id().into(),
+            limiter: Arc::new(limits::Limiter::new(Settings::default().rate_limits)),
+            links: Arc::new(auth::LinkQueue::default()),
         }
     }
 
     /// With settings.
     pub fn with_settings(mut self, settings: Settings) -> Host {
+        self.limiter = Arc::new(limits::Limiter::new(settings.rate_limits));
         self.settings = Arc::new(settings);
         self
+    }
+
+    /// The per-peer budgets ([`limits`]).
+    pub fn limiter(&self) -> &limits::Limiter {
+        &self.limiter
     }
 
     /// This host's instance id, `hostname:pid:random`: what its job leases

@@ -16,6 +16,30 @@ struct Cli {
     command: Command,
 }
 
+/// Abuse limits (`gatehouse_host::limits`).
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Per-address budgets on sign-in, redeem, token minting and SCIM
+    /// (429 with Retry-After when spent): `on`, or `off` for a load test
+    /// from one address.
+    #[arg(long, default_value = "on", env = "GATEHOUSE_RATE_LIMITS", value_parser = on_off, action = clap::ArgAction::Set)]
+    rate_limits: bool,
+    /// Stop a request that runs longer than this (seconds) and answer 503.
+    #[arg(long, default_value_t = gatehouse_host::DEFAULT_REQUEST_TIMEOUT.as_secs(), env = "GATEHOUSE_REQUEST_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout: u64,
+    /// Serve at most this many requests at once; more wait for a slot.
+    #[arg(long, default_value_t = gatehouse_host::DEFAULT_MAX_CONCURRENT as u64, env = "GATEHOUSE_MAX_CONCURRENT", value_parser = clap::value_parser!(u64).range(1..))]
+    max_concurrent: u64,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}`: say on or off")),
+    }
+}
+
 #[derive(clap::Args, Clone)]
 struct StoreArgs {
     /// The store: a SQLite database file (created with its tables when
@@ -187,6 +211,8 @@ enum Command {
         /// second read: off by default (see `cargo xtask bench-host`).
         #[arg(long, env = "GATEHOUSE_DECIDE_EARLY")]
         decide_early: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Show the newest mails of the outbox (sign-in links, invitations, notices).
     Outbox {
@@ -413,6 +439,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             jobs,
             server_timing,
             decide_early,
+            limits,
         } => {
             let gate = gate_for(&module)?;
             let store_handle = open(&store).await?;
@@ -485,6 +512,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 job_lease: jobs.lease(),
                 server_timing,
                 decide_early,
+                rate_limits: limits
+                    .rate_limits
+                    .then_some(gatehouse_host::limits::RateLimits::STANDARD),
+                request_timeout: std::time::Duration::from_secs(limits.request_timeout),
+                max_concurrent: usize::try_from(limits.max_concurrent).unwrap_or(usize::MAX),
             });
             if demo {
                 use gatehouse_host::demo::{Prepared, prepare};

@@ -79,6 +79,8 @@ pub struct Store {
     dialect: Dialect,
     /// The PostgreSQL URL, for [`Store::listen`].
     url: Option<std::sync::Arc<str>>,
+    /// Write transactions begun by this handle and its clones.
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -112,6 +114,7 @@ impl Store {
             .connect_with(options)
             .await?;
         Ok(Store {
+            writes: Default::default(),
             pool,
             writer,
             dialect: Dialect::Sqlite,
@@ -138,6 +141,7 @@ impl Store {
         // takes PostgreSQL's advisory lock around the whole run.
         POSTGRES.run(&pool).await?;
         Ok(Store {
+            writes: Default::default(),
             writer: pool.clone(),
             pool,
             dialect: Dialect::Postgres,
@@ -178,10 +182,18 @@ impl Store {
     /// statement. PostgreSQL: `READ COMMITTED`; a change locks its agency
     /// trees with [`lock_trees`] before it reads the facts.
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.dialect {
             Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
             Dialect::Postgres => self.writer.begin().await,
         }
+    }
+
+    /// How many write transactions this store (and its clones) began: what
+    /// shows that a kind of request never takes the write lock.
+    pub fn writes_begun(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A read transaction: one consistent snapshot.

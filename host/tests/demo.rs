@@ -36,14 +36,23 @@ fn serve_demo(db: &str, listen: &str) -> common::Server {
 /// from wherever this process connects from: (status, body).
 async fn mailbox(base: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
     common::ask_sign_in(base, "olivia@acme.test").await;
-    let (s, _, body) = common::http(
-        Method::GET,
-        &format!("{base}/v1/demo/mailbox?to=olivia@acme.test"),
-        headers,
-        None,
-    )
-    .await;
-    (s, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    // The mailer sends after the answer: an open mailbox is read until the
+    // link is there (5 s at most).
+    for _ in 0..200 {
+        let (s, _, body) = common::http(
+            Method::GET,
+            &format!("{base}/v1/demo/mailbox?to=olivia@acme.test"),
+            headers,
+            None,
+        )
+        .await;
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if s != StatusCode::OK || holds_a_link(&body) {
+            return (s, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no sign-in link in the mailbox at {base} after 5 s")
 }
 
 fn holds_a_link(body: &Value) -> bool {

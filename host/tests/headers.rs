@@ -221,7 +221,17 @@ async fn cookies_are_secure_and_host_prefixed_behind_https() {
         let (t, server) = acme_server(extra).await;
         let (s, cookies, body) = redeem(&t, &server.base).await;
         assert_eq!(s, StatusCode::OK, "{extra:?}: {body}");
-        assert_eq!(cookies.len(), 1, "{extra:?}: {cookies:?}");
+        assert_eq!(cookies.len(), 2, "{extra:?}: {cookies:?}");
+        // The sign-in binding is cleared, under its own __Host- name.
+        let binding = &cookies[1];
+        assert!(
+            binding.starts_with("__Host-gh_sign_in=;"),
+            "{extra:?}: {binding}"
+        );
+        assert!(
+            attributes(binding).iter().any(|a| a == "secure"),
+            "{binding}"
+        );
         let set = &cookies[0];
         assert!(set.starts_with("__Host-gh_session="), "{extra:?}: {set}");
         let attrs = attributes(set);
@@ -269,7 +279,28 @@ async fn cookies_over_plain_http_are_not_secure() {
     let (t, server) = acme_server(&["--public-url", "http://127.0.0.1:9"]).await;
     let (s, cookies, body) = redeem(&t, &server.base).await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let set = &cookies[0];
-    assert!(set.starts_with("gh_session="), "{set}");
-    assert!(!attributes(set).iter().any(|a| a == "secure"), "{set}");
+    for set in &cookies {
+        assert!(
+            set.starts_with("gh_session=") || set.starts_with("gh_sign_in="),
+            "{set}"
+        );
+        assert!(!attributes(set).iter().any(|a| a == "secure"), "{set}");
+    }
+    // And no promise to stay on https.
+    let (_, h, _) = common::http(Method::GET, &format!("{}/health", server.base), &[], None).await;
+    assert!(!h.contains_key("strict-transport-security"), "{h:?}");
+}
+
+#[tokio::test]
+async fn a_host_behind_https_asks_browsers_to_stay_on_https() {
+    let (_t, server) = acme_server(&["--public-url", "https://gatehouse.example"]).await;
+    for path in ["/health", "/v1/accounts", "/"] {
+        let (_, h, _) =
+            common::http(Method::GET, &format!("{}{path}", server.base), &[], None).await;
+        assert_eq!(
+            get(&h, "strict-transport-security"),
+            "max-age=31536000",
+            "{path}"
+        );
+    }
 }

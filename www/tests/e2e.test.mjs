@@ -500,6 +500,38 @@ test('every page renders; at 360 px nothing scrolls sideways', async () => {
   });
 });
 
+test('a sign-in link asks before it signs in, and only in the browser that asked for it', async () => {
+  await withHost(async (host) => {
+    // The asking browser: the form, then the link from the demo mailbox.
+    const asking = await (await browser.newContext()).newPage();
+    await asking.goto(`${host.url}/#/sign-in`);
+    await asking.fill('#signin-email', 'bea@acme.test');
+    await asking.click('button[type=submit]');
+    await asking.getByRole('link', { name: 'open the demo mailbox' }).click();
+    const link = asking.locator('.mail a').first();
+    await link.waitFor();
+    const href = await link.getAttribute('href');
+    // Another browser opens it: refused, with what to do, and nobody is signed in.
+    const other = await (await browser.newContext()).newPage();
+    await other.goto(href);
+    const problem = other.locator('.problem');
+    await problem.waitFor();
+    assert.match(await problem.textContent(), /asked for in another browser/);
+    await shot(other, 'sign-in-other-browser');
+    assert.equal(await other.locator('#confirm-sign-in').count(), 0);
+    // The asking browser sees whose link it is and signs in only on confirm.
+    await asking.goto(href);
+    await asking.waitForSelector('#confirm-sign-in');
+    assert.match(await asking.locator('form.card').textContent(), /Sign in as bea@acme\.test in this browser\?/);
+    await shot(asking, 'sign-in-confirm');
+    assert.equal((await asking.evaluate(async () => (await fetch('/v1/me')).status)), 401, 'opening the link signed nobody in');
+    await asking.click('#confirm-sign-in');
+    await asking.waitForSelector('table.users');
+    // The other browser, even now, is not signed in.
+    assert.equal((await other.evaluate(async () => (await fetch('/v1/me')).status)), 401);
+  });
+});
+
 test('the policy editor: live problems and tables in the page, the impact of a change, a publish a second owner approves and the page reloads', async () => {
   await withHost(async (host) => {
     // Something on record: ada, an admin, suspends bea.

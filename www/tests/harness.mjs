@@ -17,13 +17,15 @@ mkdirSync(SHOTS, { recursive: true });
 /**
  * Starts a host with fresh demo data; resolves to {url, stop}. `tables`:
  * the decision tables the policy editor runs (default: tests/vectors);
- * `args`: more `serve` flags (e.g. `--demo-members 250`).
+ * `args`: more `serve` flags (e.g. `--demo-members 250`). The browser tests
+ * sign the same demo users in many times a minute from one address, so the
+ * abuse limits are off (host/tests/limits.rs tests them).
  */
 export async function startHost({ tables = join(root, 'tests/vectors'), args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const child = spawn(
     env('GATEHOUSE_BIN', join(root, 'target/debug/gatehouse')),
-    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist')), '--policies', join(root, 'policies'), '--tables', tables, ...args],
+    ['serve', '--demo', '--listen', '127.0.0.1:0', '--db', join(dir, 'e2e.db'), '--module', env('GATEHOUSE_MODULE', join(root, 'dist/gatehouse.wasm')), '--www', env('GATEHOUSE_WWW', join(root, 'www/dist')), '--policies', join(root, 'policies'), '--tables', tables, '--rate-limits', 'off', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let log = '';
@@ -77,6 +79,7 @@ export async function signIn(browser, host, email, viewport = { width: 1280, hei
   const link = page.locator('.mail a').first();
   await link.waitFor();
   await page.goto(await link.getAttribute('href'));
+  await page.click('#confirm-sign-in');
   await page.waitForSelector('table.users');
   return page;
 }

@@ -58,8 +58,10 @@ impl Cluster {
     }
 }
 
+/// A host of the cluster: its tests race one address's requests, so the
+/// per-address budgets are off (a load test, not abuse).
 fn serve(location: &str, name: &'static str) -> Server {
-    super::serve_api(name, location, &[])
+    super::serve_api(name, location, &["--rate-limits", "off"])
 }
 
 /// How a request authenticates.
@@ -91,6 +93,8 @@ pub struct Req {
     pub auth: Auth,
     /// JSON body, with its content type.
     pub body: Option<(Value, &'static str)>,
+    /// A `Cookie` header beside the credential's (`name=value`).
+    pub cookie: Option<String>,
 }
 
 impl Req {
@@ -102,7 +106,14 @@ impl Req {
             path: path.into(),
             auth: Auth::None,
             body: None,
+            cookie: None,
         }
+    }
+
+    /// With a cookie (`name=value`), such as a sign-in binding.
+    pub fn cookie(mut self, cookie: &str) -> Req {
+        self.cookie = Some(cookie.to_owned());
+        self
     }
 
     /// With a bearer token.
@@ -139,6 +150,8 @@ pub struct Answer {
     pub body: Value,
     /// The `gh_session` cookie the answer sets, if any.
     pub cookie: Option<String>,
+    /// The sign-in binding the answer sets (`gh_sign_in=…`), if any.
+    pub binding: Option<String>,
 }
 
 impl Answer {
@@ -189,6 +202,9 @@ impl Api {
         let mut b = hyper::Request::builder()
             .method(req.method.clone())
             .uri(format!("{}{}", self.bases[req.host], req.path));
+        if let Some(c) = &req.cookie {
+            b = b.header("cookie", c);
+        }
         match &req.auth {
             Auth::None => {}
             Auth::Bearer(t) => b = b.header("authorization", format!("Bearer {t}")),
@@ -220,12 +236,14 @@ impl Api {
             .find_map(|v| v.split(';').next()?.strip_prefix(prefix.as_str()))
             .filter(|v| !v.is_empty())
             .map(str::to_owned);
+        let binding = super::binding_cookie(res.headers());
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Answer {
             status,
             body,
             cookie,
+            binding,
         }
     }
 

@@ -568,8 +568,8 @@ pub async fn http(
 }
 
 /// Asks the real server at `base` to mail `email` a sign-in link (202).
-pub async fn ask_sign_in(base: &str, email: &str) {
-    let (s, _, body) = http(
+pub async fn ask_sign_in(base: &str, email: &str) -> String {
+    let (s, h, body) = http(
         Method::POST,
         &format!("{base}/v1/auth/sign-in"),
         &[],
@@ -582,21 +582,33 @@ pub async fn ask_sign_in(base: &str, email: &str) {
         "sign-in: {}",
         String::from_utf8_lossy(&body)
     );
+    binding_cookie(&h).expect("the sign-in request sets the binding cookie")
 }
 
-/// Asks for a sign-in link for `email` and redeems it at `base`:
-/// (status, headers, body) of the redeem.
+/// The `name=value` of the sign-in binding cookie an answer sets.
+pub fn binding_cookie(h: &axum::http::HeaderMap) -> Option<String> {
+    h.get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|v| v.contains("gh_sign_in=") && !v.ends_with('='))
+        .map(str::to_owned)
+}
+
+/// Asks for a sign-in link for `email` and redeems it at `base` from the
+/// same client (with the binding cookie): (status, headers, body) of the
+/// redeem.
 pub async fn sign_in(
     base: &str,
     store: &Store,
     email: &str,
 ) -> (StatusCode, axum::http::HeaderMap, axum::body::Bytes) {
-    ask_sign_in(base, email).await;
+    let binding = ask_sign_in(base, email).await;
     let link = sign_in_link(store, email).await;
     http(
         Method::POST,
         &format!("{base}/v1/auth/redeem"),
-        &[],
+        &[("cookie", &binding)],
         Some(serde_json::json!({ "token": link })),
     )
     .await
@@ -604,6 +616,19 @@ pub async fn sign_in(
 
 /// The newest sign-in link's secret mailed to `email`, from the outbox.
 pub async fn sign_in_link(store: &Store, email: &str) -> String {
+    // The mailer sends after the answer: wait for it (a few seconds at most).
+    for _ in 0..200 {
+        if let Some(link) = try_sign_in_link(store, email).await {
+            return link;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let mails = gatehouse_host::outbox::list(store, 50).await.unwrap();
+    panic!("no sign-in link to {email} in the outbox after 5 s: {mails:?}")
+}
+
+/// The newest sign-in link's secret mailed to `email`, if one is there yet.
+pub async fn try_sign_in_link(store: &Store, email: &str) -> Option<String> {
     let mails = gatehouse_host::outbox::list(store, 50).await.unwrap();
     mails
         .iter()
@@ -618,5 +643,4 @@ pub async fn sign_in_link(store: &Store, email: &str) -> String {
                     .collect::<String>(),
             )
         })
-        .unwrap_or_else(|| panic!("no sign-in link to {email} in the outbox: {mails:?}"))
 }

@@ -19,7 +19,7 @@ export function signInPage(demo: boolean): HTMLElement {
           e.preventDefault();
           try {
             await api('POST', '/v1/auth/sign-in', { email: email.value });
-            out.replaceChildren(h('p', {}, `If ${email.value} has an account, a sign-in link is on its way. It works once, for 15 minutes.`));
+            out.replaceChildren(h('p', {}, `If ${email.value} has an account, a sign-in link is on its way. Open it in this browser: it works here only, once, for 15 minutes. One link a minute at most.`));
             if (demo) out.append(h('p', {}, 'Demo mode: ', h('a', { href: `#/mailbox?to=${encodeURIComponent(email.value)}` }, 'open the demo mailbox')));
           } catch (err) {
             out.replaceChildren(failed(err));
@@ -50,16 +50,45 @@ export async function mailboxPage(query: URLSearchParams): Promise<HTMLElement> 
   );
 }
 
-/** Redeems a sign-in link, then opens the app. */
+/**
+ * The confirm step of a sign-in link: which address it signs in, and a
+ * button. Opening the link signs nobody in; only the browser that asked
+ * for the link can see it or use it (the host checks its binding cookie).
+ */
 export async function redeemPage(token: string): Promise<HTMLElement> {
+  const again = h('p', {}, h('a', { href: '#/sign-in' }, 'Ask for a new link'));
+  let email: string;
   try {
-    const r = await api<{ csrf: string }>('POST', '/v1/auth/redeem', { token, label: navigator.userAgent.includes('HeadlessChrome') ? 'Headless Chromium' : 'Browser' });
-    setCsrf(r.csrf);
-    location.replace('#/');
-    return h('p', {}, 'Signed in.');
+    email = (await api<{ email: string }>('POST', '/v1/auth/link', { token })).email;
   } catch (err) {
-    return h('section', { class: 'narrow' }, failed(err), h('p', {}, h('a', { href: '#/sign-in' }, 'Ask for a new link')));
+    return h('section', { class: 'narrow' }, failed(err), again);
   }
+  const out = h('div', { role: 'status' });
+  const confirm = async (e: Event) => {
+    e.preventDefault();
+    try {
+      const r = await api<{ csrf: string }>('POST', '/v1/auth/redeem', { token, label: navigator.userAgent.includes('HeadlessChrome') ? 'Headless Chromium' : 'Browser' });
+      setCsrf(r.csrf);
+      location.replace('#/');
+    } catch (err) {
+      out.replaceChildren(failed(err), again);
+    }
+  };
+  return h(
+    'section',
+    { class: 'narrow' },
+    h('h1', {}, 'Sign in to Gatehouse'),
+    h(
+      'form',
+      { class: 'card', onsubmit: confirm },
+      h('p', {}, 'Sign in as ', h('strong', {}, email), ' in this browser?'),
+      h('p', { class: 'help' }, 'Continue only if you asked for this link here. The link works once, for 15 minutes from when you asked.'),
+      h('button', { type: 'submit', class: 'primary', id: 'confirm-sign-in' }, 'Sign in'),
+      ' ',
+      h('a', { href: '#/sign-in' }, 'Cancel'),
+    ),
+    out,
+  );
 }
 
 /** Accepts an invitation while signed in. */
