@@ -8,7 +8,9 @@
 //!
 //! Code map: [`change`] is the one write path, [`facts`] gathers facts,
 //! [`gate`] asks the module, [`audit`] and [`outbox`] record, [`auth`] signs
-//! in, [`jobs`] runs bulk removals, [`api`] and [`scim`] are the HTTP faces.
+//! in, [`jobs`] runs bulk removals, [`api`] and [`scim`] are the HTTP faces,
+//! [`metrics`] counts decisions, changes and swaps for `GET /metrics` and
+//! [`logging`] sets up `serve`'s log (text or JSON).
 
 pub mod api;
 pub mod audit;
@@ -25,7 +27,10 @@ pub mod gate;
 pub mod headers;
 pub mod impact;
 pub mod jobs;
+pub mod logging;
+pub mod metrics;
 pub mod outbox;
+pub mod peer;
 pub mod read;
 pub mod scim;
 pub mod store;
@@ -75,6 +80,10 @@ pub struct Settings {
     /// bench-host`); it pays where a hot tree's lock, not the CPU, is the
     /// limit and its facts rarely move between the two reads.
     pub decide_early: bool,
+    /// The bearer token that opens `GET /metrics` to peers that are not on
+    /// loopback (`serve --metrics-token`); without it only loopback peers
+    /// with no proxy header may read it ([`metrics::open`]).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -88,6 +97,7 @@ impl Default for Settings {
             job_lease: jobs::DEFAULT_LEASE,
             server_timing: false,
             decide_early: false,
+            metrics_token: None,
         }
     }
 }
@@ -105,6 +115,7 @@ pub struct Host {
     pub settings: Arc<Settings>,
     jobs_wake: Arc<tokio::sync::Notify>,
     instance: Arc<str>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl Host {
@@ -112,11 +123,12 @@ impl Host {
     pub fn new(store: Store, gate: Gate, clock: Clock) -> Host {
         Host {
             store,
-            gate,
             clock,
             settings: Arc::new(Settings::default()),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             instance: instance_id().into(),
+            metrics: Arc::new(metrics::Metrics::new(&gate)),
+            gate,
         }
     }
 
@@ -130,6 +142,23 @@ impl Host {
     /// name (unique per process, readable in the store by an operator).
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// This host's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Asks the module one question and counts the decision
+    /// (`gatehouse_decisions_total`).
+    pub fn authorize(
+        &self,
+        check: &gatehouse_policy::Check,
+    ) -> Result<gate::Decided<gatehouse_policy::Decision>, ApiError> {
+        let decided = self.gate.authorize(check);
+        self.metrics
+            .decided(&check.action, decided.as_ref().ok().map(|d| &d.answer));
+        decided
     }
 
     /// Tells the job worker there is work.
