@@ -361,11 +361,11 @@ impl Gate {
         tracing::info!(
             target: "gatehouse::decision",
             action = %check.action,
-            outcome,
-            module_outcome,
+            outcome = %outcome,
+            module_outcome = %module_outcome,
             policies = %policies,
             duration_us,
-            policy_hash,
+            policy_hash = %policy_hash,
             "decision"
         );
         decided

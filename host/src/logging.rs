@@ -7,8 +7,9 @@
 //! `tower_http::trace::on_response`, with status and latency, in the
 //! request's span: method, route template, path), one line per decision
 //! (target `gatehouse::decision`: action, outcome, module_outcome,
-//! policies, duration_us, policy_hash), hot swaps (`gatehouse::swap`) and
-//! internal errors with their incident token. `RUST_LOG=gatehouse::module=debug`
+//! policies, duration_us, policy_hash), hot swaps (`gatehouse::swap`),
+//! and `serve`'s warnings and errors (target `gatehouse`; internal errors
+//! with their incident token). `RUST_LOG=gatehouse::module=debug`
 //! adds every call of the module (op, size, duration).
 
 use std::io::IsTerminal;
@@ -53,7 +54,7 @@ pub fn init(format: LogFormat) -> Result<(), String> {
 /// admin commands) on standard error as before.
 pub fn error(message: &str) {
     if tracing::dispatcher::has_been_set() {
-        tracing::error!("{message}");
+        tracing::error!(target: "gatehouse", "{message}");
     } else {
         eprintln!("gatehouse: {message}");
     }
@@ -62,7 +63,7 @@ pub fn error(message: &str) {
 /// Logs a warning, as [`error`] does.
 pub fn warn(message: &str) {
     if tracing::dispatcher::has_been_set() {
-        tracing::warn!("{message}");
+        tracing::warn!(target: "gatehouse", "{message}");
     } else {
         eprintln!("gatehouse: {message}");
     }
