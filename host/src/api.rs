@@ -107,6 +107,7 @@ pub fn router(host: Host) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .route("/v1/module", get(module))
         .route("/v1/module/{file}", get(module_by_hash))
         .route("/v1/auth/sign-in", post(sign_in))
@@ -190,6 +191,12 @@ pub fn router(host: Host) -> Router {
         .merge(scim::router())
         .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the router, where axum has matched the route: counts by
+        // route template, never by raw path.
+        .layer(axum::middleware::from_fn_with_state(
+            host.clone(),
+            crate::metrics::track,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             host.clone(),
             announce_module,
@@ -199,8 +206,10 @@ pub fn router(host: Host) -> Router {
             crate::timing::header,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        // Outermost last: headers on every answer, 429s before any work,
-        // then the time limit around the wait for a slot and the work.
+        // Outermost last: a span per request (and one INFO line when it is
+        // answered: status, latency in µs), headers on every answer, 429s
+        // before any work, then the time limit around the wait for a slot
+        // and the work.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             host.settings.max_concurrent,
         ))
@@ -216,7 +225,31 @@ pub fn router(host: Host) -> Router {
             host.clone(),
             crate::headers::add,
         ))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
         .with_state(host)
+}
+
+/// The `request` span around every request (method, route template,
+/// path: the decisions it makes log inside it).
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        path = %request.uri().path(),
+    )
 }
 
 /// Every response names the module the host decides with, so a page that
@@ -320,6 +353,26 @@ async fn demo_mailbox(
         })
         .collect();
     Ok(Json(json!({"mails": mails})))
+}
+
+/// `/metrics`, Prometheus text: to loopback peers with no proxy header, or
+/// with the `--metrics-token` bearer ([`crate::metrics::open`]).
+async fn metrics(
+    State(host): State<Host>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    let peer = peer.map(|axum::Extension(ConnectInfo(addr))| addr);
+    crate::metrics::open(&host, peer, &headers)?;
+    let text = host.metrics().encode()?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn method_not_allowed() -> Response {

@@ -169,16 +169,16 @@ pub struct LinkQueue {
 impl LinkQueue {
     fn push(&self, host: &Host, request: LinkRequest) {
         let Ok(mut sender) = self.sender.lock() else {
-            eprintln!("gatehouse: the sign-in mailer's queue is poisoned; a link was not sent");
+            crate::logging::error("the sign-in mailer's queue is poisoned; a link was not sent");
             return;
         };
         let request = match sender.as_ref() {
             Some(s) => match s.try_send(request) {
                 Ok(()) => return,
                 Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
-                    eprintln!(
-                        "gatehouse: {LINK_QUEUE} sign-in requests are waiting; one was dropped"
-                    );
+                    crate::logging::warn(&format!(
+                        "{LINK_QUEUE} sign-in requests are waiting; one was dropped"
+                    ));
                     return;
                 }
                 // Its runtime is gone (a test's): start another.
@@ -191,7 +191,7 @@ impl LinkQueue {
         tokio::spawn(async move {
             while let Some(r) = rx.recv().await {
                 if let Err(e) = send_link(&mailer, &r).await {
-                    eprintln!("gatehouse: a sign-in link was not sent: {e}");
+                    crate::logging::warn(&format!("a sign-in link was not sent: {e}"));
                 }
             }
         });

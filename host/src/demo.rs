@@ -106,16 +106,7 @@ async fn is_demo_store(tx: &mut Tx) -> Result<bool, sqlx::Error> {
         .is_some())
 }
 
-/// Whether a connection came from this machine: a loopback address
-/// (`127.0.0.0/8`, `::1`, or IPv4 loopback mapped into IPv6). `None` (no
-/// socket, a router driven in process) is not.
-pub fn is_loopback_peer(peer: Option<SocketAddr>) -> bool {
-    peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
-}
-
-/// Headers a proxy adds: a request that carries one came from elsewhere,
-/// whatever the socket's peer is.
-const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+pub use crate::peer::is_loopback_peer;
 
 /// Whether the demo mailbox may answer this request: the host was started
 /// with `--demo` (which checked the store), the store still carries the
@@ -131,7 +122,7 @@ pub async fn mailbox_open(
             "the demo mailbox exists only in demo mode (`gatehouse serve --demo`)".into(),
         ));
     }
-    if !is_loopback_peer(peer) || FORWARDED.iter().any(|h| headers.contains_key(*h)) {
+    if !crate::peer::is_local(peer, headers) {
         return Err(ApiError::LoopbackOnly(
             "the demo mailbox answers only loopback peers, with no proxy in between: open the demo on the machine that runs it, at 127.0.0.1 or ::1".into(),
         ));

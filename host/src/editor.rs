@@ -79,7 +79,7 @@ async fn decide(
         },
         source: if p.cookie { Source::Ui } else { Source::Api },
     };
-    let decided = host.gate.authorize(&check)?;
+    let decided = host.authorize(&check)?;
     Ok((check, decided))
 }
 
@@ -156,7 +156,7 @@ pub async fn policies(State(host): State<Host>, p: Principal) -> ApiResult<Json<
             })
             .collect::<Vec<Value>>(),
         Err(e) => {
-            eprintln!("gatehouse: the policy editor has no decision tables: {e}");
+            crate::logging::warn(&format!("the policy editor has no decision tables: {e}"));
             Vec::new()
         }
     };
@@ -732,10 +732,10 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
         .await
         .map_err(ApiError::internal)?;
     if let Err(e) = swapped {
-        eprintln!(
-            "gatehouse: published version {} does not load here: {e}",
+        crate::logging::error(&format!(
+            "published version {} does not load here: {e}",
             v.version
-        );
+        ));
     }
     Ok(Json(json!({
         "ok": true,

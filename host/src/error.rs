@@ -115,7 +115,7 @@ impl ApiError {
     /// an error that shows only the token.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         let incident = crate::token::random_hex(6);
-        eprintln!("gatehouse: internal error {incident}: {detail}");
+        crate::logging::error(&format!("internal error {incident}: {detail}"));
         ApiError::Internal { incident }
     }
 

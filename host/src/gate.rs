@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use gatehouse_bake::Precompressed;
 use gatehouse_policy::json::Answer;
@@ -36,6 +38,8 @@ const RECENT: usize = 4;
 pub struct Gate {
     current: Arc<RwLock<Option<Arc<Loaded>>>>,
     recent: Arc<Mutex<VecDeque<Arc<Wire>>>>,
+    /// Modules swapped in ([`Gate::swap`]), for `gatehouse_hot_swaps_total`.
+    swaps: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -124,6 +128,7 @@ impl Gate {
         Ok(Gate {
             current: Arc::new(RwLock::new(Some(Arc::new(load(bytes, precompressed)?)))),
             recent: Arc::default(),
+            swaps: Arc::default(),
         })
     }
 
@@ -133,6 +138,7 @@ impl Gate {
         Gate {
             current: Arc::new(RwLock::new(None)),
             recent: Arc::default(),
+            swaps: Arc::default(),
         }
     }
 
@@ -142,10 +148,22 @@ impl Gate {
     /// module they took. Slow (a compile): call it off the async runtime.
     pub fn swap(&self, bytes: Vec<u8>, precompressed: Option<Precompressed>) -> Result<(), String> {
         let loaded = Arc::new(load(bytes, precompressed)?);
+        let (module, policy) = (
+            loaded.runner.module_sha256().to_owned(),
+            loaded.runner.policy_hash().to_owned(),
+        );
         let old = match self.current.write() {
             Ok(mut c) => c.replace(loaded),
             Err(poisoned) => poisoned.into_inner().replace(loaded),
         };
+        self.swaps.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            target: "gatehouse::swap",
+            module_sha256 = %module,
+            policy_hash = %policy,
+            previous_module_sha256 = old.as_ref().map_or("", |o| o.runner.module_sha256()),
+            "hot swap: deciding with a new module"
+        );
         // Pages that loaded the old module's URL before the swap still get it.
         if let Some(old) = old {
             self.remember(old.wire.clone());
@@ -234,6 +252,25 @@ impl Gate {
             .unwrap_or_default()
     }
 
+    /// sha256 of the module bytes and of its policy bundle, read together
+    /// (a swap in between cannot pair one module with another's policies).
+    pub fn hashes(&self) -> (String, String) {
+        self.current()
+            .map(|l| {
+                (
+                    l.runner.module_sha256().to_owned(),
+                    l.runner.policy_hash().to_owned(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many modules were swapped in ([`Gate::swap`]) since this gate
+    /// was made.
+    pub fn swaps(&self) -> u64 {
+        self.swaps.load(Ordering::Relaxed)
+    }
+
     /// sha256 of the policy bundle.
     pub fn policy_hash(&self) -> String {
         self.current()
@@ -253,9 +290,16 @@ impl Gate {
             .ok_or_else(|| ApiError::internal("no module loaded"))?;
         let runner = &loaded.runner;
         let envelope = serde_json::to_string(&Envelope { op, body }).map_err(ApiError::internal)?;
-        let out = runner
-            .call(envelope.as_bytes())
-            .map_err(ApiError::internal)?;
+        let started = Instant::now();
+        let out = runner.call(envelope.as_bytes());
+        tracing::debug!(
+            target: "gatehouse::module",
+            op,
+            bytes_in = envelope.len(),
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "module call"
+        );
+        let out = out.map_err(ApiError::internal)?;
         let answer: Answer = serde_json::from_slice(&out).map_err(ApiError::internal)?;
         match answer {
             Answer::Success {
@@ -282,9 +326,49 @@ impl Gate {
         }
     }
 
-    /// One decision.
+    /// One decision, in a `decision` span (target `gatehouse::decision`:
+    /// action, outcome, policies, duration_us), and logged as one INFO event
+    /// of that target in the caller's span (the request's). The log names
+    /// the action, the outcome and policy ids, never the facts.
     pub fn authorize(&self, check: &Check) -> Result<Decided<Decision>, ApiError> {
-        self.ask("authorize", check, |d, _, _| d)
+        use tracing::field::Empty;
+        let span = tracing::info_span!(
+            target: "gatehouse::decision",
+            "decision",
+            action = %check.action,
+            outcome = Empty,
+            module_outcome = Empty,
+            policies = Empty,
+            duration_us = Empty,
+        );
+        let started = Instant::now();
+        let decided = span.in_scope(|| self.ask("authorize", check, |d, _, _| d));
+        let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let (outcome, module_outcome, policies, policy_hash) = match &decided {
+            Ok(d) => (
+                crate::metrics::outcome(&d.answer),
+                crate::metrics::module_outcome(d.answer.outcome),
+                crate::metrics::policy_ids(&d.answer).join(","),
+                d.policy_hash.as_str(),
+            ),
+            Err(_) => ("error", "not_asked", String::new(), ""),
+        };
+        span.record("outcome", outcome);
+        span.record("module_outcome", module_outcome);
+        span.record("policies", policies.as_str());
+        span.record("duration_us", duration_us);
+        drop(span);
+        tracing::info!(
+            target: "gatehouse::decision",
+            action = %check.action,
+            outcome = %outcome,
+            module_outcome = %module_outcome,
+            policies = %policies,
+            duration_us,
+            policy_hash = %policy_hash,
+            "decision"
+        );
+        decided
     }
 
     /// Every (target, action) cell for one actor, in one call.

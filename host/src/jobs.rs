@@ -193,7 +193,7 @@ impl Host {
                         return;
                     }
                     // A store hiccup: try again; the lease may run out.
-                    Err(e) => eprintln!("gatehouse: renewing the lease on job {id}: {e}"),
+                    Err(e) => crate::logging::warn(&format!("renewing the lease on job {id}: {e}")),
                 }
             }
         });
@@ -330,7 +330,7 @@ impl Host {
     pub async fn job_worker(self) {
         loop {
             if let Err(e) = self.run_jobs().await {
-                eprintln!("gatehouse: bulk job paused: {e}");
+                crate::logging::warn(&format!("bulk job paused: {e}"));
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), self.jobs_wake.notified()).await;
         }

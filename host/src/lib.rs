@@ -8,7 +8,9 @@
 //!
 //! Code map: [`change`] is the one write path, [`facts`] gathers facts,
 //! [`gate`] asks the module, [`audit`] and [`outbox`] record, [`auth`] signs
-//! in, [`jobs`] runs bulk removals, [`api`] and [`scim`] are the HTTP faces.
+//! in, [`jobs`] runs bulk removals, [`api`] and [`scim`] are the HTTP faces,
+//! [`metrics`] counts decisions, changes and swaps for `GET /metrics` and
+//! [`logging`] sets up `serve`'s log (text or JSON).
 
 pub mod api;
 pub mod audit;
@@ -26,7 +28,10 @@ pub mod headers;
 pub mod impact;
 pub mod jobs;
 pub mod limits;
+pub mod logging;
+pub mod metrics;
 pub mod outbox;
+pub mod peer;
 pub mod read;
 pub mod scim;
 pub mod store;
@@ -92,6 +97,10 @@ pub struct Settings {
     pub request_timeout: std::time::Duration,
     /// Requests served at once; more wait for a slot.
     pub max_concurrent: usize,
+    /// The bearer token that opens `GET /metrics` to peers that are not on
+    /// loopback (`serve --metrics-token`); without it only loopback peers
+    /// with no proxy header may read it ([`metrics::open`]).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -108,6 +117,7 @@ impl Default for Settings {
             rate_limits: Some(limits::RateLimits::STANDARD),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
+            metrics_token: None,
         }
     }
 }
@@ -127,6 +137,7 @@ pub struct Host {
     instance: Arc<str>,
     limiter: Arc<limits::Limiter>,
     links: Arc<auth::LinkQueue>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl Host {
@@ -134,13 +145,14 @@ impl Host {
     pub fn new(store: Store, gate: Gate, clock: Clock) -> Host {
         Host {
             store,
-            gate,
             clock,
             settings: Arc::new(Settings::default()),
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             instance: instance_id().into(),
             limiter: Arc::new(limits::Limiter::new(Settings::default().rate_limits)),
             links: Arc::new(auth::LinkQueue::default()),
+            metrics: Arc::new(metrics::Metrics::new(&gate)),
+            gate,
         }
     }
 
@@ -160,6 +172,23 @@ impl Host {
     /// name (unique per process, readable in the store by an operator).
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// This host's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Asks the module one question and counts the decision
+    /// (`gatehouse_decisions_total`).
+    pub fn authorize(
+        &self,
+        check: &gatehouse_policy::Check,
+    ) -> Result<gate::Decided<gatehouse_policy::Decision>, ApiError> {
+        let decided = self.gate.authorize(check);
+        self.metrics
+            .decided(&check.action, decided.as_ref().ok().map(|d| &d.answer));
+        decided
     }
 
     /// Tells the job worker there is work.

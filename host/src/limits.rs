@@ -211,6 +211,11 @@ pub async fn budget(State(host): State<Host>, request: Request, next: Next) -> R
     match host.limiter.check(door, peer(&request)) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
+            let route = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or(door.name(), |m| m.as_str());
+            host.metrics().rate_limited(route);
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let error = ApiError::RateLimited {
                 retry_after: seconds.max(1),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gatehouse_host::{Clock, Gate, Host, Settings, Store, outbox};
+use gatehouse_host::{Clock, Gate, Host, Settings, Store, logging, outbox};
 
 /// Gatehouse decides who may do what to whom, with Cedar policies compiled
 /// into one WebAssembly module, and applies allowed changes atomically.
@@ -213,6 +213,15 @@ enum Command {
         decide_early: bool,
         #[command(flatten)]
         limits: LimitArgs,
+        /// How log lines (standard error) are written: `text`, or `json`
+        /// (one object per line). `RUST_LOG` filters them (default `info`).
+        #[arg(long, value_enum, default_value = "text", env = "GATEHOUSE_LOG_FORMAT")]
+        log_format: logging::LogFormat,
+        /// Open `GET /metrics` to requests from anywhere that carry
+        /// `Authorization: Bearer TOKEN` (without it, only loopback peers
+        /// with no proxy header may read it).
+        #[arg(long, env = "GATEHOUSE_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
     },
     /// Show the newest mails of the outbox (sign-in links, invitations, notices).
     Outbox {
@@ -440,7 +449,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             server_timing,
             decide_early,
             limits,
+            log_format,
+            metrics_token,
         } => {
+            logging::init(log_format)?;
             let gate = gate_for(&module)?;
             let store_handle = open(&store).await?;
             // A published version wins over the module file.
@@ -453,7 +465,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     v.message
                 ),
                 Ok(None) => {}
-                Err(e) => eprintln!("gatehouse: {e}"),
+                Err(e) => logging::error(&e.to_string()),
             }
             // The module goes out compressed: `cargo xtask wasm` writes
             // its copies beside it; a module file without them is
@@ -462,10 +474,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .live()
                 .is_some_and(|(w, _)| w.br.is_none() || w.gz.is_none())
             {
-                eprintln!(
-                    "gatehouse: no .br/.gz copies of {} that decode to it (`cargo xtask wasm` writes them): compressing it now",
+                logging::warn(&format!(
+                    "no .br/.gz copies of {} that decode to it (`cargo xtask wasm` writes them): compressing it now",
                     module.load()?.from
-                );
+                ));
                 let g = gate.clone();
                 tokio::task::spawn_blocking(move || g.precompress())
                     .await
@@ -474,10 +486,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let www = if www.join("index.html").is_file() {
                 Some(www)
             } else {
-                eprintln!(
-                    "gatehouse: no pages at `{}` (build them with `cargo xtask www`): serving the API only",
+                logging::warn(&format!(
+                    "no pages at `{}` (build them with `cargo xtask www`): serving the API only",
                     www.display()
-                );
+                ));
                 None
             };
             // Bound first, so a port chosen by the system (`--listen 127.0.0.1:0`)
@@ -517,6 +529,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .then_some(gatehouse_host::limits::RateLimits::STANDARD),
                 request_timeout: std::time::Duration::from_secs(limits.request_timeout),
                 max_concurrent: usize::try_from(limits.max_concurrent).unwrap_or(usize::MAX),
+                metrics_token: metrics_token.filter(|t| !t.trim().is_empty()),
             });
             if demo {
                 use gatehouse_host::demo::{Prepared, prepare};
@@ -545,7 +558,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 tokio::spawn(async move {
                     loop {
                         if let Err(e) = outbox::deliver(&h.store, &smtp, h.clock.now()).await {
-                            eprintln!("gatehouse: mail delivery: {e}");
+                            logging::warn(&format!("mail delivery: {e}"));
                         }
                         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                     }
@@ -571,10 +584,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 );
                 for (dir, flag) in [(&a.tables, "--tables"), (&a.policies, "--policies")] {
                     if !dir.is_dir() {
-                        eprintln!(
-                            "gatehouse: `{}` is not a directory: the policy editor cannot publish until {flag} names one",
+                        logging::warn(&format!(
+                            "`{}` is not a directory: the policy editor cannot publish until {flag} names one",
                             dir.display()
-                        );
+                        ));
                     }
                 }
             }

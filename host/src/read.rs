@@ -204,7 +204,7 @@ impl Host {
             params: Params::default(),
             source: Source::Api,
         };
-        let decided = self.gate.authorize(&check)?;
+        let decided = self.authorize(&check)?;
         match decided.answer.outcome {
             _ if decided.answer.allowed => Ok(check.facts),
             Outcome::Hidden => Err(not_found_account(account)),
@@ -233,7 +233,7 @@ impl Host {
             params: Params::default(),
             source: Source::Api,
         };
-        Ok(self.gate.authorize(&check)?.answer.outcome == Outcome::Hidden)
+        Ok(self.authorize(&check)?.answer.outcome == Outcome::Hidden)
     }
 
     /// One page of the members list of an account, in user id order, with
@@ -681,7 +681,7 @@ impl Host {
             params: Params::default(),
             source: Source::Api,
         };
-        let decided = self.gate.authorize(&check)?;
+        let decided = self.authorize(&check)?;
         if !decided.answer.allowed {
             return Err(ApiError::refused(decided.answer, None));
         }

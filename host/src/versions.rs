@@ -376,10 +376,10 @@ pub async fn watch(gate: Gate, store: Store, every: Duration) {
             Some(l)
         }
         Some(Err(e)) => {
-            eprintln!(
-                "gatehouse: cannot LISTEN for published versions ({e}): polling every {} ms",
+            crate::logging::warn(&format!(
+                "cannot LISTEN for published versions ({e}): polling every {} ms",
                 every.as_millis()
-            );
+            ));
             None
         }
     };
@@ -394,7 +394,7 @@ pub async fn watch(gate: Gate, store: Store, every: Duration) {
                         if let Err(e) = n {
                             // It reconnects on the next call; the poll
                             // covers what was missed meanwhile.
-                            eprintln!("gatehouse: listening for published versions: {e}");
+                            crate::logging::warn(&format!("listening for published versions: {e}"));
                             tokio::time::sleep(every.min(Duration::from_secs(1))).await;
                         }
                     }
@@ -423,7 +423,7 @@ pub async fn watch(gate: Gate, store: Store, every: Duration) {
                     }
                 };
                 if said.as_deref() != Some(e.as_str()) {
-                    eprintln!("gatehouse: {e}");
+                    crate::logging::error(&e);
                     said = Some(e);
                 }
             }

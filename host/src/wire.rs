@@ -157,10 +157,10 @@ fn check(encoding: Encoding, bytes: Vec<u8>, identity: &[u8], sha256: &str) -> O
     if gatehouse_bake::wire::decodes_to(encoding, &bytes, identity) {
         Some(Bytes::from(bytes))
     } else {
-        eprintln!(
-            "gatehouse: the stored {} copy of module {sha256} does not decode to it: serving that module without it",
+        crate::logging::warn(&format!(
+            "the stored {} copy of module {sha256} does not decode to it: serving that module without it",
             encoding.token()
-        );
+        ));
         None
     }
 }

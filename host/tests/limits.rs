@@ -103,6 +103,15 @@ async fn a_burst_gets_429_with_retry_after_and_the_budget_comes_back() {
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     common::sign_in_link(&t.host.store, "olivia@acme.test").await;
     assert_eq!(t.host.limiter().limited(), 2);
+    // Counted for the operator, by route template.
+    let metrics = t.host.metrics().encode().unwrap();
+    for route in ["/v1/auth/sign-in", "/scim/v2/Users"] {
+        let line = format!("gatehouse_rate_limited_total{{route=\"{route}\"}} 1");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -410,6 +410,14 @@ fn on_self(action: &'static str, me: &str) -> Plan {
     }
 }
 
+/// What one change came to, for its metrics: the action it asked (once
+/// its ids resolved) and the decision's outcome (once decided).
+#[derive(Debug, Default)]
+struct Seen {
+    action: Option<&'static str>,
+    outcome: Option<&'static str>,
+}
+
 /// A decision made on a read snapshot and the question it answered.
 struct Early {
     check: Check,
@@ -487,20 +495,41 @@ impl Host {
     ///
     /// On PostgreSQL a transaction the store rolled back to break a
     /// deadlock runs again, a bounded number of times.
+    ///
+    /// The whole path, retries included, is timed into
+    /// `gatehouse_change_seconds{action,outcome}` ([`crate::metrics`]).
     pub async fn perform(&self, change: Change, attempt: Attempt) -> Result<Applied, ApiError> {
+        let started = Instant::now();
+        let mut seen = Seen::default();
         let mut tries = 0;
-        loop {
+        let result = loop {
             tries += 1;
-            match self.perform_once(&change, &attempt).await {
+            match self.perform_once(&change, &attempt, &mut seen).await {
                 Err(ApiError::Busy) if tries < MAX_TRIES => {
                     tokio::time::sleep(std::time::Duration::from_millis(2 * tries)).await;
                 }
-                result => return result,
+                result => break result,
             }
-        }
+        };
+        let outcome = match (&result, seen.outcome) {
+            (Ok(_), _) => "allow",
+            (Err(_), Some("deny")) => "deny",
+            (Err(_), _) => "error",
+        };
+        self.metrics().changed(
+            seen.action.unwrap_or("unresolved"),
+            outcome,
+            started.elapsed(),
+        );
+        result
     }
 
-    async fn perform_once(&self, change: &Change, attempt: &Attempt) -> Result<Applied, ApiError> {
+    async fn perform_once(
+        &self,
+        change: &Change,
+        attempt: &Attempt,
+        seen: &mut Seen,
+    ) -> Result<Applied, ApiError> {
         // One instant for the whole attempt: the early decision and the one
         // under the lock see the same `now`, so equal rows are equal facts.
         let now = self.clock.now();
@@ -537,6 +566,7 @@ impl Host {
                 return Err(e);
             }
         };
+        seen.action = Some(plan.action);
         // Accepting an invitation is how a removed member rejoins: a session
         // signed out of the account may do that (and regains the account).
         if let (Some(session), Some(account)) = (&attempt.session, &plan.account)
@@ -563,16 +593,19 @@ impl Host {
         // module is a function of the question.
         let decided = match early {
             Some(e) if e.check == check && e.decided.policy_hash == self.gate.policy_hash() => {
+                self.metrics()
+                    .decided(&check.action, Some(&e.decided.answer));
                 e.decided
             }
             _ => {
                 let deciding = Instant::now();
-                let d = self.gate.authorize(&check)?;
+                let d = self.authorize(&check)?;
                 timing::record("decide", deciding.elapsed());
                 d
             }
         };
         let decision = decided.answer;
+        seen.outcome = Some(crate::metrics::outcome(&decision));
         let mut entry = AuditEntry {
             at: now,
             actor: attempt.label(),
@@ -754,7 +787,7 @@ impl Host {
         }
         .await;
         if let Err(e) = result {
-            eprintln!("gatehouse: could not audit a failed change: {e}");
+            crate::logging::error(&format!("could not audit a failed change: {e}"));
         }
     }
 
