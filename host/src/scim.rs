@@ -220,24 +220,24 @@ struct ListQuery {
     count: Option<i64>,
 }
 
-/// `userName eq "x"` — the one filter IdPs send to find a user.
+/// `userName eq "x"` — the one filter IdPs send to find a user — as the
+/// lower-cased address. The filter is parsed with the whole SCIM grammar
+/// (`gatehouse-scim-filter`): a syntax error says where it is; a filter
+/// that parses but asks for anything else is refused as unsupported.
 fn parse_filter(f: &str) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::BadRequest(format!(
+    use gatehouse_scim_filter::{CompValue, CompareOp, Filter};
+    let parsed = gatehouse_scim_filter::parse(f)
+        .map_err(|e| ApiError::BadRequest(format!("invalid filter `{f}`: {e}")))?;
+    match parsed {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: CompValue::String(v),
+        } if path.is(USER_SCHEMA, "userName") => Ok(v.to_lowercase()),
+        _ => Err(ApiError::BadRequest(format!(
             "unsupported filter `{f}`: only userName eq \"address\" is supported"
-        ))
-    };
-    let (attr, rest) = f.trim().split_once(' ').ok_or_else(bad)?;
-    let (op, value) = rest.trim().split_once(' ').ok_or_else(bad)?;
-    if !attr.eq_ignore_ascii_case("userName") || !op.eq_ignore_ascii_case("eq") {
-        return Err(bad());
+        ))),
     }
-    let v = value.trim();
-    let v = v
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .ok_or_else(bad)?;
-    Ok(v.to_lowercase())
 }
 
 async fn list(

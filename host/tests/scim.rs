@@ -219,6 +219,19 @@ async fn provision_read_filter_deactivate_activate_delete_and_reprovision() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["totalResults"], 0);
     assert_eq!(r.body["Resources"], json!([]));
+    // The same filter with the schema's URN, operators in capitals, a JSON
+    // escape in the value and more spaces: the same user.
+    for f in [
+        "urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"zoe.zed@acme.test\"",
+        "USERNAME EQ \"Zoe.Zed\\u0040acme.test\"",
+        "  (userName   eq \"zoe.zed@acme.test\")  ",
+    ] {
+        let uri = format!("/scim/v2/Users?filter={}", enc(f));
+        let r = scim(&t, auth, Method::GET, &uri, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{f}: {}", r.body);
+        assert_eq!(r.body["totalResults"], 1, "{f}: {}", r.body);
+        assert_eq!(r.body["Resources"][0]["id"], id.as_str());
+    }
 
     // Paging: pages of 3 cover every member of the account exactly once.
     let all: Vec<String> = sqlx::query_scalar(
@@ -722,6 +735,42 @@ async fn bad_requests_are_scim_errors() {
     ] {
         let r = scim(&t, auth, Method::GET, &format!("/scim/v2/Users?{q}"), None).await;
         scim_error(&r, StatusCode::BAD_REQUEST);
+    }
+    // Filters in the SCIM grammar that ask for something else are
+    // unsupported; a filter that is not in the grammar says where it breaks.
+    for (filter, says) in [
+        ("displayName co \"x\"", "unsupported filter"),
+        (
+            "userName eq \"a@acme.test\" and active eq true",
+            "unsupported filter",
+        ),
+        ("emails[type eq \"work\"]", "unsupported filter"),
+        ("userName ne \"a@acme.test\"", "unsupported filter"),
+        ("userName eq 42", "unsupported filter"),
+        ("userName eq x", "at character 13: expected a value"),
+        (
+            "userName eq \"a@acme.test",
+            "at character 13: this string has no closing",
+        ),
+        (
+            "(userName eq \"a@acme.test\"",
+            "at character 27: `)` missing",
+        ),
+        (
+            "userName eq \"a\" userName eq \"b\"",
+            "at character 17: expected `and`, `or`",
+        ),
+    ] {
+        let r = scim(
+            &t,
+            auth,
+            Method::GET,
+            &format!("/scim/v2/Users?filter={}", enc(filter)),
+            None,
+        )
+        .await;
+        let detail = scim_error(&r, StatusCode::BAD_REQUEST);
+        assert!(detail.contains(says), "{filter}: {detail}");
     }
     assert_eq!(t.state().await, before);
 }

@@ -21,6 +21,94 @@ pub const SECTION_NAME: &str = "gatehouse.policies";
 /// The bundle format this engine reads.
 pub const BUNDLE_FORMAT: u32 = 1;
 
+/// The deepest a policy or schema file may nest brackets (`(`, `[`, `{`,
+/// and a schema's `<`). Ours nest 2 deep.
+pub const MAX_NESTING: usize = 32;
+
+/// The most tokens one policy may have (a word, a number or a string is
+/// one, every other character one each). Ours have at most 85.
+pub const MAX_STATEMENT_TOKENS: usize = 512;
+
+/// Refuses a text that would exhaust the stack, before Cedar parses it: the
+/// byte offset and the problem. Why: Cedar's parser, and everything that
+/// walks a parsed policy (evaluation, its JSON form, dropping it), recurses
+/// once per bracket and per chained operator (`1 + 1 + …`, `a && b && …`,
+/// `if … else if …`), with no stack check in wasm (FINDINGS.md) and none
+/// in the parser natively: 10,000 nested parentheses trapped the module and
+/// aborted a native host. Nesting and statement length bound that depth.
+/// `schema`: `<` opens a bracket (`Set<…>`) and a statement may be long
+/// (a namespace is one); in policies `<` compares.
+pub fn too_deep(text: &str, schema: bool) -> Option<(usize, String)> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut tokens, mut i) = (0usize, 0usize, 0usize);
+    let mut in_word = false;
+    while let Some(&b) = bytes.get(i) {
+        let word = b.is_ascii_alphanumeric() || b == b'_';
+        if !word {
+            in_word = false;
+        }
+        match b {
+            b'"' => {
+                // A string literal, escapes included: one token.
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    i += if c == b'\\' { 2 } else { 1 };
+                    if c == b'"' {
+                        break;
+                    }
+                }
+                tokens += 1;
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while bytes.get(i).is_some_and(|c| *c != b'\n') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b'<' if schema => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'>' if schema => depth = depth.saturating_sub(1),
+            b';' if depth == 0 => tokens = 0,
+            _ => {}
+        }
+        if depth > MAX_NESTING {
+            return Some((
+                i,
+                format!("brackets nest deeper than {MAX_NESTING} levels here"),
+            ));
+        }
+        if word && !in_word || !word && !b.is_ascii_whitespace() {
+            tokens += 1;
+        }
+        in_word = word;
+        if !schema && tokens > MAX_STATEMENT_TOKENS {
+            return Some((
+                i,
+                format!(
+                    "a policy longer than {MAX_STATEMENT_TOKENS} tokens reaches here: split it"
+                ),
+            ));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `file:line:col: problem` for what [`too_deep`] found.
+fn too_deep_at(file: &str, text: &str, schema: bool) -> Result<(), String> {
+    match too_deep(text, schema) {
+        None => Ok(()),
+        Some((offset, problem)) => {
+            let before = text.get(..offset).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            Err(format!("{file}:{line}:{col}: {problem}"))
+        }
+    }
+}
+
 /// One policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +154,7 @@ impl Bundle {
     /// Parses the schema.
     #[cfg(feature = "check")]
     pub(crate) fn parse_schema(&self) -> Result<Schema, String> {
+        too_deep_at("schema", &self.schema, true)?;
         Schema::from_cedarschema_str(&self.schema)
             .map(|(schema, _warnings)| schema)
             .map_err(|e| format!("schema: {e}"))
@@ -75,6 +164,7 @@ impl Bundle {
     pub(crate) fn parse_policies(&self) -> Result<PolicySet, String> {
         let mut set = PolicySet::new();
         for file in &self.policies {
+            too_deep_at(&file.file, &file.text, false)?;
             let parsed: PolicySet = file
                 .text
                 .parse()
@@ -213,6 +303,13 @@ fn checked(bundle: &Bundle, strict: bool) -> Result<CheckReport, Vec<Problem>> {
     // point at them; nothing else can be checked until every file parses.
     let mut problems = Vec::new();
     for file in &bundle.policies {
+        if let Some((offset, message)) = too_deep(&file.text, false) {
+            problems.push(Problem {
+                offset: Some(offset),
+                ..problem(&file.file, message)
+            });
+            continue;
+        }
         if let Err(errors) = file.text.parse::<PolicySet>() {
             for e in errors.iter() {
                 let mut message = e.to_string();
@@ -330,5 +427,91 @@ fn checked(bundle: &Bundle, strict: bool) -> Result<CheckReport, Vec<Problem>> {
         })
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+
+    const SCHEMA: &str = "entity User; entity Account; action view appliesTo { principal: User, resource: Account };";
+
+    fn policy(condition: &str) -> String {
+        format!(
+            "@id(\"p\") @reason(\"no\") @unmet(\"no\")\npermit (principal, action == Action::\"view\", resource)\nwhen {{ {condition} }};\n"
+        )
+    }
+
+    fn bundle(schema: &str, text: &str) -> Bundle {
+        Bundle {
+            format: BUNDLE_FORMAT,
+            schema: schema.into(),
+            policies: vec![PolicyFile {
+                file: "p.cedar".into(),
+                text: text.into(),
+            }],
+        }
+    }
+
+    /// Loads, lints and checks strictly; returns what loading said.
+    fn refused(b: &Bundle, says: &str) -> String {
+        let loaded = Engine::from_bundle_bytes(&b.to_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(loaded.contains(says), "{loaded}");
+        for result in [lint(b), check(b)] {
+            let problems = result.unwrap_err();
+            assert!(
+                problems.iter().any(|p| p.message.contains(says)),
+                "{problems:?}"
+            );
+        }
+        loaded
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_cedar_parses_it() {
+        // 10,000 parentheses overflowed the stack: a trap in the module, an
+        // abort natively (the fuzz corpus's bundle/regress-deep-parentheses).
+        let n = 10_000;
+        let text = policy(&format!("{}true{}", "(".repeat(n), ")".repeat(n)));
+        let loaded = refused(&bundle(SCHEMA, &text), "nest deeper than 32");
+        assert!(loaded.contains("p.cedar:3:"), "{loaded}");
+        let problems = lint(&bundle(SCHEMA, &text)).unwrap_err();
+        assert_eq!(problems[0].location, "p.cedar");
+        assert!(problems[0].offset.is_some(), "{problems:?}");
+        // `if … else if …` nests without a bracket.
+        let chain = policy(&format!("{}true", "if true then true else ".repeat(5_000)));
+        refused(&bundle(SCHEMA, &chain), "longer than 512 tokens");
+        let sum = policy(&format!("{} > 0", vec!["1"; 20_000].join(" + ")));
+        refused(&bundle(SCHEMA, &sum), "longer than 512 tokens");
+        let schema = format!(
+            "entity User; entity Account = {{ a: {}Long{} }}; action view appliesTo {{ principal: User, resource: Account }};",
+            "Set<".repeat(100),
+            ">".repeat(100)
+        );
+        refused(&bundle(&schema, &policy("true")), "nest deeper than 32");
+    }
+
+    #[test]
+    fn what_real_policies_write_passes() {
+        // Near the limits: 31 levels (the braces of `when` are one), about
+        // 500 tokens (each character of `&&` counts).
+        let deep = policy(&format!("{}true{}", "(".repeat(30), ")".repeat(30)));
+        assert_eq!(too_deep(&deep, false), None);
+        Engine::from_bundle_bytes(&bundle(SCHEMA, &deep).to_bytes()).unwrap();
+        let long = policy(&vec!["true"; 160].join(" && "));
+        assert_eq!(too_deep(&long, false), None);
+        Engine::from_bundle_bytes(&bundle(SCHEMA, &long).to_bytes()).unwrap();
+        // Brackets in strings and comments, and many short policies, count
+        // for nothing.
+        let quiet = format!(
+            "// (((((((((((((((((((((((((((((((((((((((((\n{}{}",
+            policy(&format!("context has \"{}\"", "(".repeat(100)))
+                .replace("@reason(\"no\")", "@reason(\"a \\\" ((((\")"),
+            policy("true").repeat(100)
+        );
+        assert_eq!(too_deep(&quiet, false), None);
     }
 }

@@ -176,6 +176,9 @@ impl Catalogue {
     /// Reads the actions, their principal and resource types and their context
     /// attributes from the schema text: the schema is the one action list.
     pub(crate) fn from_schema_text(text: &str) -> Result<Catalogue, String> {
+        if let Some((offset, problem)) = crate::bundle::too_deep(text, true) {
+            return Err(format!("schema: at byte {offset}: {problem}"));
+        }
         let (fragment, _) =
             SchemaFragment::from_cedarschema_str(text).map_err(|e| format!("schema: {e}"))?;
         let json = fragment

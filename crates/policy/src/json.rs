@@ -164,6 +164,23 @@ pub fn answer(engine: Option<&Engine>, envelope: &Envelope) -> Answer {
     }
 }
 
+/// Loads a policy bundle (the bytes of a `gatehouse.policies` section) as
+/// the module's `gatehouse_load` and `loadPolicies` do: the new engine and
+/// its `info` answer, or no engine and the failure answer. Native replays
+/// (the fuzz corpus) call this to get the very bytes the module returns.
+pub fn load(bundle: &[u8]) -> (Option<Engine>, Vec<u8>) {
+    match Engine::from_bundle_bytes(bundle) {
+        Ok(engine) => {
+            let answer = handle(Some(&engine), br#"{"op":"info"}"#);
+            (Some(engine), answer)
+        }
+        Err(err) => {
+            let answer = Answer::failure(&err);
+            (None, serde_json::to_vec(&answer).unwrap_or_default())
+        }
+    }
+}
+
 /// Bytes in, bytes out: the function every runtime calls.
 pub fn handle(engine: Option<&Engine>, input: &[u8]) -> Vec<u8> {
     let answer = match parse_envelope(input) {

@@ -23,4 +23,4 @@ pub use request::{
     ActionCall, Actor, Batch, BatchDecision, Check, Credential, CredentialKind, Decision, Outcome,
     Params, PublishRequest, PublishStatus, Reason, Source, Target,
 };
-pub use world::seats_in_use;
+pub use world::{MAX_AGENCY_DEPTH, seats_in_use};

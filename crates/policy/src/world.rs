@@ -207,6 +207,11 @@ fn summary(counts: &BTreeMap<ResourceKind, usize>) -> String {
     }
 }
 
+/// How many accounts one chain of parents may hold, the account itself
+/// included: agencies nest a few levels; every level multiplies the role
+/// groups each user inherits through.
+pub const MAX_AGENCY_DEPTH: usize = 32;
+
 impl<'f> World<'f> {
     /// Indexes the facts, checks their consistency and builds the entities.
     pub(crate) fn build(facts: &'f Facts, types: &Types) -> Result<World<'f>, EngineError> {
@@ -255,7 +260,10 @@ impl<'f> World<'f> {
                 children.entry(p.as_str()).or_default().push(a.id.as_str());
             }
         }
-        // Parent chains must end: a cycle would make every role inherit itself.
+        // Parent chains must end: a cycle would make every role inherit
+        // itself. And they must be short: the role groups inherit along the
+        // whole chain, and a chain of 2,000 accounts exhausted the module's
+        // stack (the fuzz corpus's facts_entities/regress-agency-chain).
         for a in &facts.accounts {
             let mut seen = HashSet::new();
             let mut cur = Some(a);
@@ -263,6 +271,12 @@ impl<'f> World<'f> {
                 if !seen.insert(acc.id.as_str()) {
                     return Err(EngineError::BadFacts(format!(
                         "account `{}` is its own ancestor",
+                        a.id
+                    )));
+                }
+                if seen.len() > MAX_AGENCY_DEPTH {
+                    return Err(EngineError::BadFacts(format!(
+                        "account `{}` is nested more than {MAX_AGENCY_DEPTH} accounts deep: agencies nest at most {MAX_AGENCY_DEPTH} levels",
                         a.id
                     )));
                 }

@@ -124,8 +124,10 @@ fn compiled(engine: &Engine, bytes: &[u8], sha256: &str) -> Result<Module, Runne
     Ok(module)
 }
 
+/// wasmtime's error with its causes (`{:#}`): a trap's kind ("call stack
+/// exhausted") is a cause of the "error while executing" at its backtrace.
 fn wasm(e: impl std::fmt::Display) -> RunnerError {
-    RunnerError::Wasm(e.to_string())
+    RunnerError::Wasm(format!("{e:#}"))
 }
 
 struct State {
@@ -231,7 +233,20 @@ impl Runner {
         Ok(runner)
     }
 
+    /// A new instance with the module's own policies loaded.
     fn instantiate(&self) -> Result<Instance, RunnerError> {
+        let mut loaded = self.fresh()?;
+        let answer = loaded.invoke(loaded.load.clone(), &self.bundle)?;
+        if !answer.starts_with(br#"{"type":"success""#) {
+            return Err(RunnerError::Load(
+                String::from_utf8_lossy(&answer).into_owned(),
+            ));
+        }
+        Ok(loaded)
+    }
+
+    /// A new instance with no policies loaded.
+    fn fresh(&self) -> Result<Instance, RunnerError> {
         let mut store = Store::new(
             &self.engine,
             State {
@@ -258,7 +273,7 @@ impl Runner {
         };
         let call = func(&mut store, "gatehouse_call")?;
         let load = func(&mut store, "gatehouse_load")?;
-        let mut loaded = Instance {
+        Ok(Instance {
             memory: instance
                 .get_memory(&mut store, "memory")
                 .ok_or_else(|| RunnerError::NotGatehouse("no exported memory".into()))?,
@@ -271,14 +286,7 @@ impl Runner {
             call,
             load,
             store,
-        };
-        let answer = loaded.invoke(loaded.load.clone(), &self.bundle)?;
-        if !answer.starts_with(br#"{"type":"success""#) {
-            return Err(RunnerError::Load(
-                String::from_utf8_lossy(&answer).into_owned(),
-            ));
-        }
-        Ok(loaded)
+        })
     }
 
     /// sha256 of the whole module, as every runtime prints it.
@@ -305,6 +313,17 @@ impl Runner {
             self.pool.lock().map_err(wasm)?.push(instance);
         }
         Ok(out)
+    }
+
+    /// Hands `bundle` to `gatehouse_load` in a new instance of the module
+    /// and returns its answer (`info` with the policy hash, or a failure);
+    /// the instance is dropped after, so the runner's own policies are
+    /// untouched. What a host would see loading those bytes: the fuzz
+    /// corpus replay asks this with every bundle it holds.
+    pub fn load(&self, bundle: &[u8]) -> Result<Vec<u8>, RunnerError> {
+        let mut instance = self.fresh()?;
+        let load = instance.load.clone();
+        instance.invoke(load, bundle)
     }
 }
 

@@ -18,6 +18,7 @@ use gatehouse_policy::{Engine, Facts};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub mod fuzz;
 pub mod generate;
 
 /// One vector: a name, the input bytes, the expectation.

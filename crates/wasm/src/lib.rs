@@ -32,18 +32,11 @@ thread_local! {
 /// Loads a policy bundle, replacing the resident engine only on success.
 /// Answers with `info` (the new policy hash) or a failure.
 fn load(bundle: &[u8]) -> Vec<u8> {
-    match Engine::from_bundle_bytes(bundle) {
-        Ok(engine) => {
-            ENGINE.with(|e| *e.borrow_mut() = Some(engine));
-            call_bytes(br#"{"op":"info"}"#)
-        }
-        Err(err) => {
-            let answer = Answer::Failure {
-                errors: vec![err.to_wire()],
-            };
-            serde_json::to_vec(&answer).unwrap_or_default()
-        }
+    let (engine, answer) = json::load(bundle);
+    if let Some(engine) = engine {
+        ENGINE.with(|e| *e.borrow_mut() = Some(engine));
     }
+    answer
 }
 
 fn call_bytes(input: &[u8]) -> Vec<u8> {

@@ -15,7 +15,9 @@
 //! * `dist` — the release binary, carrying the module it was built with;
 //! * `bench-host` — real hosts over SQLite and PostgreSQL: changes/s,
 //!   latency and lock hold time per change;
-//! * `scaling` — the write path simulated at loads this machine cannot make.
+//! * `scaling` — the write path simulated at loads this machine cannot make;
+//! * `fuzz` — the fuzz targets of `fuzz/` (cargo-fuzz on nightly), 10
+//!   minutes each; `test` replays their committed corpus.
 //!
 //! Every install step (the wasm32 target, wasm-bindgen-cli at the crate's
 //! exact version, `npm ci` in `www/`, Debian's `chromium`) is done here,
@@ -26,6 +28,7 @@ use std::process::Command;
 use std::time::Instant;
 
 mod bench;
+mod fuzz;
 mod scaling;
 mod types;
 mod vectors;
@@ -56,6 +59,7 @@ fn main() {
         Some("dist") => dist(),
         Some("scaling") => scaling::run(&args[1..]),
         Some("bench-host") => bench_host(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -70,7 +74,8 @@ fn main() {
                  run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]\n  \
                  dist      build target/release/gatehouse carrying the module (serves from any directory)\n  \
                  bench-host  real hosts on SQLite and PostgreSQL: changes/s, p50/p99, lock hold [--changes N --clients C --pg URL --only sqlite|postgres]\n  \
-                 scaling   simulate the write path at 1x, 10x and 100x load (docs/scaling.md) [--decide-us N ...]"
+                 scaling   simulate the write path at 1x, 10x and 100x load (docs/scaling.md) [--decide-us N ...]\n  \
+                 fuzz      run the fuzz targets (cargo-fuzz, nightly), 10 minutes each [--target T]... [--minutes M] [--cmin]"
             );
             std::process::exit(2);
         }
