@@ -23,7 +23,7 @@ fn the_repository_policies_validate_and_pass_their_tables() {
     );
     let (code, out) = policy(&["test"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("476 passed, 0 failed"), "{out}");
+    assert!(out.contains("478 passed, 0 failed"), "{out}");
 }
 
 #[test]
