@@ -116,20 +116,12 @@ pub fn binding_cookie_name(secure: bool) -> &'static str {
 /// as a link, so every link asked for from this browser in that time works
 /// here.
 pub fn binding_cookie(value: &str, secure: bool) -> String {
-    format!(
-        "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={LINK_SECONDS}{}",
-        binding_cookie_name(secure),
-        if secure { "; Secure" } else { "" }
-    )
+    set_cookie(binding_cookie_name(secure), value, LINK_SECONDS, secure)
 }
 
 /// The `Set-Cookie` value that clears the binding (after a sign-in).
 pub fn cleared_binding_cookie(secure: bool) -> String {
-    format!(
-        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
-        binding_cookie_name(secure),
-        if secure { "; Secure" } else { "" }
-    )
+    set_cookie(binding_cookie_name(secure), "", 0, secure)
 }
 
 /// The binding a request carries, if it is one this host could have made
@@ -618,18 +610,20 @@ pub(crate) async fn restore_account(
 /// The `Set-Cookie` value for a new browser session: `__Host-gh_session=…;
 /// Secure` when `secure`, `gh_session=…` otherwise.
 pub fn session_cookie(secret: &str, secure: bool) -> String {
-    format!(
-        "{}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}{}",
-        cookie_name(secure),
-        if secure { "; Secure" } else { "" }
-    )
+    set_cookie(cookie_name(secure), secret, SESSION_SECONDS, secure)
 }
 
 /// The `Set-Cookie` value that clears the session cookie (sign out).
 pub fn cleared_cookie(secure: bool) -> String {
+    set_cookie(cookie_name(secure), "", 0, secure)
+}
+
+/// A `Set-Cookie` value as every cookie of this host is set: HttpOnly,
+/// SameSite=Strict, for the whole host, `Secure` behind https; `max_age` 0
+/// clears it.
+fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
     format!(
-        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
-        cookie_name(secure),
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{}",
         if secure { "; Secure" } else { "" }
     )
 }
