@@ -84,7 +84,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-fn attempt(p: &Principal) -> Attempt {
+pub(crate) fn attempt(p: &Principal) -> Attempt {
     Attempt::user(
         &p.user,
         if p.cookie { Source::Ui } else { Source::Api },
@@ -189,6 +189,7 @@ pub fn router(host: Host) -> Router {
             post(crate::editor::cancel),
         )
         .merge(scim::router())
+        .merge(crate::domains::router())
         .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside the router, where axum has matched the route: counts by
@@ -221,6 +222,8 @@ pub fn router(host: Host) -> Router {
             host.clone(),
             crate::limits::budget,
         ))
+        // Every error under /scim/v2 in SCIM's shape, whichever layer made it.
+        .layer(axum::middleware::from_fn(scim::scim_errors))
         .layer(axum::middleware::from_fn_with_state(
             host.clone(),
             crate::headers::add,
@@ -804,7 +807,7 @@ async fn audit(
     Ok(Json(host.audit_log(&p.user, &account, &q).await?))
 }
 
-async fn signed_in_to(host: &Host, p: &Principal, account: &str) -> ApiResult<()> {
+pub(crate) async fn signed_in_to(host: &Host, p: &Principal, account: &str) -> ApiResult<()> {
     let mut tx = host.store.begin_read().await?;
     crate::auth::check_not_signed_out(&mut tx, &p.session, account).await?;
     tx.commit().await?;

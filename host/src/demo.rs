@@ -165,6 +165,7 @@ pub fn with_large_account(mut facts: Facts, members: usize) -> Facts {
             .unwrap_or(i64::MAX)
             .saturating_add(10),
         extra_seats: 0,
+        verified_domains: Vec::new(),
     });
     for i in 1..=members {
         let user = UserId(format!("m{i:04}"));
@@ -246,6 +247,16 @@ async fn seed_in(tx: &mut Tx, now: i64, facts: &Facts) -> Result<(), ApiError> {
             .bind(a.extra_seats)
             .execute(&mut **tx)
             .await?;
+        for d in &a.verified_domains {
+            sqlx::query(
+                "INSERT INTO account_domains (account_id, domain, verified_by, verified_at) VALUES ($1, $2, 'operator', $3)",
+            )
+            .bind(a.id.as_str())
+            .bind(d.to_lowercase())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
     }
     for u in &facts.users {
         sqlx::query(
@@ -272,6 +283,26 @@ async fn seed_in(tx: &mut Tx, now: i64, facts: &Facts) -> Result<(), ApiError> {
         .bind(now)
         .execute(&mut **tx)
         .await?;
+        if m.managed_by_idp {
+            // The identity provider's record of them: their address as userName.
+            let email = facts
+                .users
+                .iter()
+                .find(|u| u.id == m.user)
+                .map(|u| u.email.clone())
+                .unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO scim_users (account_id, user_id, user_name, user_name_lower, external_id, resource, created_at, last_modified, version) \
+                 VALUES ($1, $2, $3, $4, NULL, '{}', $5, $5, 1)",
+            )
+            .bind(m.account.as_str())
+            .bind(m.user.as_str())
+            .bind(&email)
+            .bind(email.to_lowercase())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
     }
     for i in &facts.invitations {
         sqlx::query(

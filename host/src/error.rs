@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The stored state does not allow it (already used, already exists).
     #[error("{0}")]
     Conflict(String),
+    /// A conditional write whose condition no longer holds (`If-Match`).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The request is understood but its content is refused (a policy set
     /// whose decision tables or proofs fail, say); the message says why.
     #[error("{0}")]
@@ -131,6 +134,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::Inapplicable { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Busy | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +156,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::PreconditionFailed(_) => "precondition_failed",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Busy => "busy",

@@ -30,6 +30,9 @@ pub struct Scope {
     pub subtree_of: Option<String>,
     /// Devices the change is about, besides the actor's own.
     pub devices: BTreeSet<String>,
+    /// Also the verified email domains of this account (SCIM provisioning):
+    /// no other decision reads them, so no other answer carries them.
+    pub domains_of: Option<String>,
 }
 
 impl Scope {
@@ -160,7 +163,18 @@ pub async fn load(
             parent: r.try_get::<Option<String>, _>("parent_id")?.map(AccountId),
             included_seats: r.try_get("included_seats")?,
             extra_seats: r.try_get("extra_seats")?,
+            verified_domains: Vec::new(),
         });
+    }
+    if let Some(id) = &scope.domains_of
+        && let Some(account) = accounts.iter_mut().find(|a| &a.id.0 == id)
+    {
+        account.verified_domains = sqlx::query_scalar(
+            "SELECT domain FROM account_domains WHERE account_id = $1 ORDER BY domain",
+        )
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
     }
     let ids: Vec<String> = accounts.iter().map(|a| a.id.0.clone()).collect();
     let inlist = placeholders(1, ids.len());
@@ -261,6 +275,7 @@ pub async fn load(
                 parent: r.try_get::<Option<String>, _>("parent_id")?.map(AccountId),
                 included_seats: r.try_get("included_seats")?,
                 extra_seats: r.try_get("extra_seats")?,
+                verified_domains: Vec::new(),
             });
         }
     }

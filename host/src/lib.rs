@@ -19,6 +19,7 @@ pub mod authoring;
 pub mod change;
 pub mod clock;
 pub mod demo;
+pub mod domains;
 pub mod editor;
 pub mod error;
 pub mod facts;

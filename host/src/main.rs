@@ -265,6 +265,19 @@ enum Command {
         #[arg(long)]
         account: String,
     },
+    /// Verify an email domain for an account, on the operator's word: its
+    /// identity provider may then provision people with addresses there,
+    /// also people who already use Gatehouse (R17). Without DOMAIN, lists
+    /// the account's verified domains.
+    Domain {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The domain to verify, e.g. example.com.
+        domain: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -687,6 +700,30 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{t}");
+            Ok(())
+        }
+        Command::Domain {
+            store,
+            account,
+            domain,
+        } => {
+            let host = Host::new(open(&store).await?, Gate::none(), Clock::system());
+            if let Some(domain) = domain {
+                let d = gatehouse_host::domains::verify_by_operator(&host, &account, &domain)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "verified {d} for {account}: its identity provider may provision addresses at {d}"
+                );
+            }
+            let all = gatehouse_host::domains::of(&host, &account)
+                .await
+                .map_err(|e| e.to_string())?;
+            if all.is_empty() {
+                println!("{account} has no verified domains");
+            } else {
+                println!("{account}'s verified domains: {}", all.join(", "));
+            }
             Ok(())
         }
     }

@@ -18,12 +18,12 @@ fn the_repository_policies_validate_and_pass_their_tables() {
     let (code, out) = policy(&["validate"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("99 policies in 21 files, 41 actions, 19 rules: valid"),
+        out.contains("103 policies in 21 files, 43 actions, 19 rules: valid"),
         "{out}"
     );
     let (code, out) = policy(&["test"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("478 passed, 0 failed"), "{out}");
+    assert!(out.contains("489 passed, 0 failed"), "{out}");
 }
 
 #[test]

@@ -152,7 +152,7 @@ async fn the_strict_check_points_at_type_and_parse_errors() {
     let (_, live) = t.get("olivia", "/v1/policies").await;
     let ok = check(&t, &live["policies"]).await;
     assert_eq!(ok["type"], "valid", "{ok}");
-    assert_eq!(ok["report"]["actions"], 41);
+    assert_eq!(ok["report"]["actions"], 43);
 
     // An attribute the schema does not have: found by type validation, at
     // the attribute.

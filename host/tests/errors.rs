@@ -394,12 +394,17 @@ async fn unknown_endpoints_and_wrong_methods_answer_json() {
         (Method::GET, "/v1/auth/sign-in"),
         (Method::PUT, "/v1/accounts/agency/members"),
         (Method::GET, "/v1/accounts/agency/members/bea/suspend"),
-        (Method::PATCH, "/scim/v2/Users"),
     ] {
         let (s, b) = t.call(Some("olivia"), method.clone(), path, None).await;
         let m = error(s, &b, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
         assert!(m.contains("method"), "{method} {path}: {m}");
     }
+    // Under /scim/v2 the same refusal is a SCIM error (scim_rfc.rs).
+    let (s, b) = t
+        .call(Some("olivia"), Method::PATCH, "/scim/v2/Users", None)
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
+    assert_eq!(b["status"], "405", "{b}");
 }
 
 #[tokio::test]

@@ -161,6 +161,13 @@ async fn seed(t: &common::T, accounts: usize) -> BTreeMap<String, String> {
                 "INSERT INTO memberships (account_id, user_id, role, status, managed_by_idp, created_at) VALUES ('h{i:03}', '{user}', 'owner', 'active', {}, 0)",
                 i64::from(managed(i) == who)
             ));
+            if managed(i) == who {
+                // The identity provider's record of the member it manages.
+                stmts.push(format!(
+                    "INSERT INTO scim_users (account_id, user_id, user_name, user_name_lower, resource, created_at, last_modified, version) \
+                     VALUES ('h{i:03}', '{user}', '{user}@cluster.test', '{user}@cluster.test', '{{}}', 0, 0, 1)"
+                ));
+            }
             owners.push(user);
         }
     }

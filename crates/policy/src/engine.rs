@@ -48,6 +48,9 @@ enum CtxAttr {
     Email,
     EmailPending,
     EmailMember,
+    EmailDomainVerified,
+    Domain,
+    DomainProven,
     Target,
     To,
     Credential,
@@ -69,6 +72,9 @@ impl CtxAttr {
             "email" => CtxAttr::Email,
             "email_pending" => CtxAttr::EmailPending,
             "email_member" => CtxAttr::EmailMember,
+            "email_domain_verified" => CtxAttr::EmailDomainVerified,
+            "domain" => CtxAttr::Domain,
+            "domain_proven" => CtxAttr::DomainProven,
             "target" => CtxAttr::Target,
             "to" => CtxAttr::To,
             "credential" => CtxAttr::Credential,
@@ -91,6 +97,9 @@ impl CtxAttr {
             CtxAttr::Email => "email",
             CtxAttr::EmailPending => "email_pending",
             CtxAttr::EmailMember => "email_member",
+            CtxAttr::EmailDomainVerified => "email_domain_verified",
+            CtxAttr::Domain => "domain",
+            CtxAttr::DomainProven => "domain_proven",
             CtxAttr::Target => "target",
             CtxAttr::To => "to",
             CtxAttr::Credential => "credential",
@@ -108,7 +117,11 @@ impl CtxAttr {
             CtxAttr::Now | CtxAttr::Source => None,
             CtxAttr::Role | CtxAttr::RoleName => Some("role"),
             CtxAttr::Quantity => Some("quantity"),
-            CtxAttr::Email | CtxAttr::EmailPending | CtxAttr::EmailMember => Some("email"),
+            CtxAttr::Email
+            | CtxAttr::EmailPending
+            | CtxAttr::EmailMember
+            | CtxAttr::EmailDomainVerified => Some("email"),
+            CtxAttr::Domain | CtxAttr::DomainProven => Some("domain"),
             CtxAttr::Target => Some("user"),
             CtxAttr::To => Some("to"),
             CtxAttr::Credential | CtxAttr::SignedInAt => Some("credential"),
@@ -1111,6 +1124,7 @@ impl Engine {
             ("credential", params.credential.is_some()),
             ("lifetime_days", params.lifetime_days.is_some()),
             ("publish", params.publish.is_some()),
+            ("domain", params.domain.is_some()),
         ];
         for (name, set) in given {
             if set && !decl.context.iter().any(|c| c.param() == Some(name)) {
@@ -1140,7 +1154,10 @@ impl Engine {
                     Value::Str(params.role.ok_or_else(|| need("role"))?.as_str().to_owned())
                 }
                 CtxAttr::Quantity => Value::Long(params.quantity.ok_or_else(|| need("quantity"))?),
-                CtxAttr::Email | CtxAttr::EmailPending | CtxAttr::EmailMember => {
+                CtxAttr::Email
+                | CtxAttr::EmailPending
+                | CtxAttr::EmailMember
+                | CtxAttr::EmailDomainVerified => {
                     let email = params
                         .email
                         .as_ref()
@@ -1153,6 +1170,14 @@ impl Engine {
                         }
                         CtxAttr::EmailMember => {
                             Value::Bool(world.member_emails.contains(&(account, email)))
+                        }
+                        CtxAttr::EmailDomainVerified => {
+                            let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+                            Value::Bool(world.accounts.get(account).is_some_and(|a| {
+                                a.verified_domains
+                                    .iter()
+                                    .any(|v| v.eq_ignore_ascii_case(domain))
+                            }))
                         }
                         _ => Value::Str(email),
                     }
@@ -1183,6 +1208,13 @@ impl Engine {
                     match attr {
                         CtxAttr::Credential => Value::Str(credential.kind.as_str().to_owned()),
                         _ => Value::Long(credential.signed_in_at),
+                    }
+                }
+                CtxAttr::Domain | CtxAttr::DomainProven => {
+                    let domain = params.domain.as_ref().ok_or_else(|| need("domain"))?;
+                    match attr {
+                        CtxAttr::Domain => Value::Str(domain.name.to_lowercase()),
+                        _ => Value::Bool(domain.proven),
                     }
                 }
                 CtxAttr::LifetimeDays => {

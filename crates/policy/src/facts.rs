@@ -233,6 +233,11 @@ pub struct Account {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
     pub extra_seats: i64,
+    /// Email domains the account has proven it owns (lower case): its
+    /// identity provider may provision existing users with addresses there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<_>", optional))]
+    pub verified_domains: Vec<String>,
 }
 
 /// One user's explicit membership of one account.

@@ -20,7 +20,7 @@ pub use engine::{Engine, Memo};
 pub use error::EngineError;
 pub use facts::Facts;
 pub use request::{
-    ActionCall, Actor, Batch, BatchDecision, Check, Credential, CredentialKind, Decision, Outcome,
-    Params, PublishRequest, PublishStatus, Reason, Source, Target,
+    ActionCall, Actor, Batch, BatchDecision, Check, Credential, CredentialKind, Decision,
+    DomainClaim, Outcome, Params, PublishRequest, PublishStatus, Reason, Source, Target,
 };
 pub use world::{MAX_AGENCY_DEPTH, seats_in_use};

@@ -108,6 +108,25 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub publish: Option<PublishRequest>,
+    /// The email domain a verification is about, with the host's proof
+    /// (`verify_domain`). Boxed: the rare parameter should not grow every
+    /// check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub domain: Option<Box<DomainClaim>>,
+}
+
+/// An email domain an account claims, and whether the caller proved a
+/// mailbox there (`context.domain`, `context.domain_proven`): the caller
+/// signed in by a link mailed to an address at the domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct DomainClaim {
+    /// The domain, lower case.
+    pub name: String,
+    /// The caller's signed-in address is at this domain.
+    pub proven: bool,
 }
 
 /// What signed the request in: a browser session (cookie) or an API token.

@@ -239,6 +239,7 @@ mod tests {
                 parent: Some(AccountId("agency".into())),
                 included_seats: 5,
                 extra_seats: 2,
+                verified_domains: vec!["example.com".into()],
             }],
             memberships: vec![Membership {
                 user: UserId("ada".into()),
@@ -322,6 +323,10 @@ mod tests {
                 status: gatehouse_policy::request::PublishStatus::Pending,
                 expires_at: 2,
             }),
+            domain: Some(Box::new(gatehouse_policy::DomainClaim {
+                name: "example.com".into(),
+                proven: true,
+            })),
         }
     }
 

@@ -118,13 +118,13 @@ pub(super) async fn apply(cx: &Ctx<'_>, tx: &mut Tx, change: &Change) -> Result<
             .await?;
             fx.result = json!({"account": account, "user": user, "nickname": nickname});
         }
-        Change::Suspend { user, .. } | Change::ScimDeactivate { user } => {
+        Change::Suspend { user, .. } | Change::ScimDeactivate { user, .. } => {
             let account = plan.account.clone().unwrap_or_default();
             set_status(tx, &account, user, "suspended").await?;
             crate::auth::sign_out_of_account(tx, user, &account, now).await?;
             fx.result = json!({"account": account, "user": user, "status": "suspended"});
         }
-        Change::Unsuspend { user, .. } | Change::ScimActivate { user } => {
+        Change::Unsuspend { user, .. } | Change::ScimActivate { user, .. } => {
             let account = plan.account.clone().unwrap_or_default();
             set_status(tx, &account, user, "active").await?;
             crate::auth::restore_account(tx, user, &account).await?;
@@ -225,6 +225,12 @@ pub(super) async fn remove_membership(
     user: &str,
     now: i64,
 ) -> Result<(), ApiError> {
+    // The identity provider's record of them goes with the membership.
+    sqlx::query("DELETE FROM scim_users WHERE account_id = $1 AND user_id = $2")
+        .bind(account)
+        .bind(user)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM memberships WHERE account_id = $1 AND user_id = $2")
         .bind(account)
         .bind(user)

@@ -40,6 +40,8 @@ mod members;
 mod owner_removal;
 mod profile;
 mod scim;
+
+pub use scim::ScimRecord;
 mod seats;
 
 /// Invitations and owner-removal requests last this long.
@@ -218,22 +220,49 @@ pub enum Change {
         /// New owner.
         to: String,
     },
-    /// SCIM: create (or re-provision) a member of the identity provider's account (R17).
-    ScimProvision {
-        /// Address (SCIM `userName`).
-        email: String,
-        /// Display name.
-        name: String,
+    /// Verify an email domain for an account (R17), proven by the caller's
+    /// signed-in address being at it.
+    VerifyDomain {
+        /// Account.
+        account: String,
+        /// The domain, lower case.
+        domain: String,
+        /// The caller signed in by a link mailed to an address at `domain`.
+        proven: bool,
     },
-    /// SCIM `active=false` (R17).
+    /// SCIM: create (or re-provision, or take over an accepted member of)
+    /// a member of the identity provider's account (R17).
+    ScimProvision {
+        /// The address that names the global identity.
+        email: String,
+        /// The name a new global user starts with (an existing user's is
+        /// never changed).
+        name: String,
+        /// The identity provider's record of them.
+        record: ScimRecord,
+        /// Created active, or suspended (`active: false`).
+        active: bool,
+    },
+    /// SCIM `active=false` (R17), with the record's other changes.
     ScimDeactivate {
         /// Member.
         user: String,
+        /// The record after the request, when it changed.
+        record: Option<ScimRecord>,
     },
-    /// SCIM `active=true` (R17).
+    /// SCIM `active=true` (R17), with the record's other changes.
     ScimActivate {
         /// Member.
         user: String,
+        /// The record after the request, when it changed.
+        record: Option<ScimRecord>,
+    },
+    /// SCIM PUT or PATCH of anything but `active` (R17).
+    ScimUpdate {
+        /// Member.
+        user: String,
+        /// The record after the request.
+        record: ScimRecord,
     },
     /// SCIM DELETE (R17).
     ScimDelete {
@@ -920,10 +949,13 @@ impl Change {
             | Change::UpdateNotifications { .. }
             | Change::SignOutDevice { .. }
             | Change::MintToken { .. } => Family::Profile,
-            Change::BuySeats { .. } | Change::RemoveSeats { .. } => Family::Seats,
+            Change::BuySeats { .. } | Change::RemoveSeats { .. } | Change::VerifyDomain { .. } => {
+                Family::Seats
+            }
             Change::ScimProvision { .. }
             | Change::ScimDeactivate { .. }
             | Change::ScimActivate { .. }
+            | Change::ScimUpdate { .. }
             | Change::ScimDelete { .. } => Family::Scim,
         }
     }

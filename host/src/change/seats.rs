@@ -1,4 +1,5 @@
-//! Seats: buy and remove extra seats (R4).
+//! An account's settings: buy and remove extra seats (R4), verify an
+//! email domain for its identity provider (R17).
 
 use super::*;
 
@@ -25,14 +26,47 @@ pub(super) async fn plan(
                 },
             )
         }
+        Change::VerifyDomain {
+            account,
+            domain,
+            proven,
+        } => {
+            require_account(tx, account).await?;
+            on_account(
+                "verify_domain",
+                account,
+                Params {
+                    domain: Some(Box::new(gatehouse_policy::DomainClaim {
+                        name: domain.clone(),
+                        proven: *proven,
+                    })),
+                    ..Params::default()
+                },
+            )
+        }
         _ => return Err(ApiError::internal("not a seats change")),
     })
 }
 
 /// Applies an allowed seats change.
-pub(super) async fn apply(_cx: &Ctx<'_>, tx: &mut Tx, change: &Change) -> Result<Effect, ApiError> {
+pub(super) async fn apply(cx: &Ctx<'_>, tx: &mut Tx, change: &Change) -> Result<Effect, ApiError> {
     let mut fx = Effect::default();
     match change {
+        Change::VerifyDomain {
+            account, domain, ..
+        } => {
+            sqlx::query(
+                "INSERT INTO account_domains (account_id, domain, verified_by, verified_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account_id, domain) DO NOTHING",
+            )
+            .bind(account)
+            .bind(domain)
+            .bind(&cx.me)
+            .bind(cx.now)
+            .execute(&mut **tx)
+            .await?;
+            fx.result = json!({"account": account, "domain": domain, "verified": true});
+        }
         Change::BuySeats { account, quantity } | Change::RemoveSeats { account, quantity } => {
             let delta = if matches!(change, Change::BuySeats { .. }) {
                 *quantity

@@ -170,12 +170,14 @@ impl Answer {
             .unwrap_or_default()
     }
 
-    /// A refusal's reasons: the API's `error.reasons` or SCIM's
-    /// `gatehouse:reasons` (empty when there are none).
+    /// A refusal's reasons: the API's `error.reasons` or those of SCIM's
+    /// Denial extension (empty when there are none).
     pub fn reasons(&self) -> Vec<Value> {
         self.body["error"]["reasons"]
             .as_array()
-            .or_else(|| self.body["gatehouse:reasons"].as_array())
+            .or_else(|| {
+                self.body["urn:gatehouse:params:scim:api:messages:1.0:Denial"]["reasons"].as_array()
+            })
             .cloned()
             .unwrap_or_default()
     }

@@ -644,3 +644,16 @@ pub async fn try_sign_in_link(store: &Store, email: &str) -> Option<String> {
             )
         })
 }
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

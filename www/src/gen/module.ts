@@ -63,6 +63,11 @@ export type Account = {
    * Seats bought on top.
    */
   extra_seats?: number,
+  /**
+   * Email domains the account has proven it owns (lower case): its
+   * identity provider may provision existing users with addresses there.
+   */
+  verified_domains?: Array<string>,
 };
 
 /**
@@ -320,6 +325,22 @@ export type Device = {
  * A signed-in browser or API token.
  */
 export type DeviceId = string;
+
+/**
+ * An email domain an account claims, and whether the caller proved a
+ * mailbox there (`context.domain`, `context.domain_proven`): the caller
+ * signed in by a link mailed to an address at the domain.
+ */
+export type DomainClaim = {
+  /**
+   * The domain, lower case.
+   */
+  name: string,
+  /**
+   * The caller's signed-in address is at this domain.
+   */
+  proven: boolean,
+};
 
 /**
  * What an answer must be, in the tables' own shape.
@@ -631,6 +652,12 @@ export type Params = {
    * The pending publish an approval, decline or cancel is about.
    */
   publish?: PublishRequest,
+  /**
+   * The email domain a verification is about, with the host's proof
+   * (`verify_domain`). Boxed: the rare parameter should not grow every
+   * check.
+   */
+  domain?: DomainClaim,
 };
 
 /**
