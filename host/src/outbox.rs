@@ -36,19 +36,31 @@ pub async fn enqueue(tx: &mut Tx, mail: &Mail, now: i64) -> Result<(), ApiError>
 
 /// The newest `limit` mails, newest first.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<Value>, ApiError> {
-    mails(store, limit)
+    mails(store, limit, None)
         .await?
         .iter()
         .map(|m| serde_json::to_value(m).map_err(ApiError::internal))
         .collect()
 }
 
-/// The newest `limit` mails, newest first, as the API shows them.
-pub async fn mails(store: &Store, limit: i64) -> Result<Vec<gatehouse_api::Mail>, ApiError> {
-    let rows = sqlx::query(
-        "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
-    )
-    .bind(limit)
+/// The newest `limit` mails (to `to` only, case-insensitively, when
+/// given), newest first, as the API shows them.
+pub async fn mails(
+    store: &Store,
+    limit: i64,
+    to: Option<&str>,
+) -> Result<Vec<gatehouse_api::Mail>, ApiError> {
+    let rows = match to {
+        None => sqlx::query(
+            "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit),
+        Some(to) => sqlx::query(
+            "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox WHERE LOWER(to_email) = $2 ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .bind(to.trim().to_lowercase()),
+    }
     .fetch_all(store.pool())
     .await?;
     let mut out = Vec::with_capacity(rows.len());

@@ -818,7 +818,7 @@ pub struct JobItem {
     /// pending, removed, blocked, already_removed or failed.
     pub status: String,
     /// Why blocked or failed (the module's reasons, as stored).
-    #[schema(value_type = Object, nullable)]
+    #[schema(value_type = Option<Vec<Reason>>)]
     #[ts(type = "Reason[] | null")]
     pub reasons: Value,
     /// The audit record of the removal.
@@ -900,19 +900,17 @@ pub struct AuditEvent {
     /// permitted, forbidden, not_permitted, inapplicable or error.
     pub outcome: String,
     /// The determining policies, as stored.
-    #[schema(value_type = Object, nullable)]
+    #[schema(value_type = Option<Vec<Reason>>)]
     #[ts(type = "Reason[] | null")]
     pub reasons: Value,
     /// Policies' hash.
     pub policy_hash: String,
     /// Module's sha256.
     pub module_sha256: String,
-    /// The state before, as stored.
-    #[schema(value_type = Object, nullable)]
+    /// The state before, as stored (any JSON).
     #[ts(type = "unknown")]
     pub before: Value,
-    /// The state after, as stored.
-    #[schema(value_type = Object, nullable)]
+    /// The state after, as stored (any JSON).
     #[ts(type = "unknown")]
     pub after: Value,
     /// ui, api, scim or job.

@@ -2,9 +2,9 @@
 
 Every request carries a credential: SCIM operations the account's SCIM
 token, the rest the owner's API token. Operations that sign the caller out
-or delete the caller run with a fresh owner token each (a new sign-in
-through the demo mailbox, then POST /v1/tokens), so they never poison the
-rest of the run.
+or delete the caller run as a user used for that one call only (a member of
+the demo's `large` account, signed in through the demo mailbox, a token from
+POST /v1/tokens), so they never poison the rest of the run.
 """
 
 import os
@@ -37,10 +37,8 @@ def before_call(context, case, kwargs):
     if path.startswith("/scim/"):
         token = SCIM
     elif (case.method.upper(), path) in DESTRUCTIVE:
-        token = session.owner_token(BASE, OWNER, label="api-fuzz fresh")
+        token = session.fresh_user_token(BASE, fresh_tokens)
         fresh_tokens += 1
-        # The device to sign out, when asked for "some device": the fresh
-        # token's own is as good as any other and harms nothing else.
     else:
         token = TOKEN
     case.headers["Authorization"] = f"Bearer {token}"

@@ -31,6 +31,35 @@ def free_port():
         return s.getsockname()[1]
 
 
+def write_config(base, token, work):
+    """A schemathesis.toml whose dictionaries hold the demo's real account
+    and user ids (as the owner sees them): generated path parameters take
+    one of them half the time, so operations reach their decisions rather
+    than stopping at 404 or the token's scope."""
+    auth = {"Authorization": f"Bearer {token}"}
+    accounts = [a["id"] for a in requests.get(f"{base}/v1/accounts", headers=auth, timeout=30).json()["accounts"]]
+    users = set()
+    for a in accounts:
+        r = requests.get(f"{base}/v1/accounts/{a}/members", headers=auth, timeout=30)
+        if r.status_code == 200:
+            users.update(m["user"] for m in r.json()["members"])
+    q = lambda values: "[" + ", ".join(json.dumps(v) for v in sorted(values)) + "]"
+    path = os.path.join(work, "schemathesis.toml")
+    with open(path, "w") as f:
+        f.write(f"""[dictionaries.accounts]
+values = {q(accounts)}
+
+[dictionaries.users]
+values = {q(users)}
+
+[parameters]
+"path.account" = {{ dictionary = "accounts", probability = 0.5 }}
+"path.user" = {{ dictionary = "users", probability = 0.5 }}
+"body.user" = {{ dictionary = "users", probability = 0.5 }}
+""")
+    return path
+
+
 def main():
     bin_, module, root, work, examples = sys.argv[1:6]
     seed = sys.argv[6] if len(sys.argv) > 6 else "1"
@@ -44,7 +73,8 @@ def main():
     log = open(os.path.join(work, "host.log"), "w")
     host = subprocess.Popen(
         [
-            bin_, "serve", "--demo", "--db", db, "--module", module,
+            bin_, "serve", "--demo", "--demo-members", str(session.DEMO_MEMBERS),
+            "--db", db, "--module", module,
             "--listen", f"127.0.0.1:{port}", "--rate-limits", "off",
             "--policies", os.path.join(root, "policies"),
             "--tables", os.path.join(root, "tests/vectors"),
@@ -65,6 +95,7 @@ def main():
         else:
             sys.exit(f"the host did not answer /health within 60 s: see {log.name}")
         token = session.owner_token(base, OWNER)
+        config = write_config(base, token, work)
         scim = subprocess.run(
             [bin_, "scim-token", "--account", "agency", "--db", db],
             check=True, capture_output=True, text=True,
@@ -82,7 +113,7 @@ def main():
         report = os.path.join(work, "report")
         st = os.path.join(os.path.dirname(sys.executable), "st")
         cmd = [
-            st, "run", f"{base}/openapi.json",
+            st, "--config-file", config, "run", f"{base}/openapi.json",
             "--checks", CHECKS,
             "--max-examples", examples,
             "--seed", seed,

@@ -260,6 +260,8 @@ impl Module {
     /// any): hashed here; its policy hash is the host's to read.
     pub(crate) fn at(path: &Path) -> Result<Module> {
         use sha2::Digest;
+        // The host's build script reads it from another directory.
+        let path = &std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let size =
             |ext: &str| std::fs::metadata(path.with_extension(ext)).map_or(0, |m| m.len() as usize);
