@@ -158,11 +158,11 @@ export type AuditEvent = {
    */
   module_sha256: string,
   /**
-   * The state before, as stored.
+   * The state before, as stored (any JSON).
    */
   before: unknown,
   /**
-   * The state after, as stored.
+   * The state after, as stored (any JSON).
    */
   after: unknown,
   /**
