@@ -10,26 +10,29 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use gatehouse_api::{
+    Accept, Accounts, AuditLog, AuditQuery, BulkBody, BulkCandidates, ChangeResult, CreatedToken,
+    Devices, ErrorBody, Health, Invitations, Invite, InviteCreated, InviteResult, InviteResults,
+    Job, LinkEmail, LinkQuery, Mailbox, MailboxQuery, Me, Members, MembersQuery, Message, NewToken,
+    NicknameBody, Notifications, OwnerRemovalBody, OwnerRemovalRequests, Profile, Quantity,
+    Reassign, Redeem, RoleBody, Session, SignIn, SignedOut, TokenAccess,
+};
 use gatehouse_policy::Source;
-use gatehouse_policy::facts::{RequestedRole, Role};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::audit::AuditQuery;
 use crate::auth::{self, Principal};
 use crate::change::{Attempt, Change};
 use crate::error::{ApiError, ApiResult};
 use crate::{Host, scim};
 
+pub use crate::openapi::{ApiDoc, document, openapi_json};
+
 /// The largest request body accepted: room for every policy file of a
 /// publish from the editor (the repository's are about 40 KB as JSON).
 pub const MAX_BODY: usize = 256 * 1024;
-
-/// The OpenAPI document served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// A JSON body with errors in the API's own shape.
 #[derive(Debug)]
@@ -92,104 +95,78 @@ pub(crate) fn attempt(p: &Principal) -> Attempt {
     )
 }
 
-async fn run(host: &Host, p: &Principal, change: Change) -> ApiResult<Json<Value>> {
+async fn run(host: &Host, p: &Principal, change: Change) -> ApiResult<Json<ChangeResult>> {
     let applied = host.perform(change, attempt(p)).await?;
-    Ok(Json(json!({
-        "ok": true,
-        "result": applied.result,
-        "audit_id": applied.audit_id,
-        "reasons": applied.decision.reasons,
-    })))
+    Ok(Json(ChangeResult {
+        ok: true,
+        result: applied.result,
+        audit_id: applied.audit_id,
+        reasons: crate::shapes::reasons(&applied.decision.reasons),
+    }))
+}
+
+/// Every route of the API and its description, from one list: each
+/// `routes!` entry registers the handlers with the router and their
+/// `#[utoipa::path]` with the document, so the two cannot disagree. (SCIM
+/// is merged beside it: [`scim::routes`], its own list.)
+pub fn routes() -> OpenApiRouter<Host> {
+    use crate::editor;
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi))
+        .routes(routes!(metrics))
+        .routes(routes!(module))
+        .routes(routes!(module_by_hash))
+        .routes(routes!(sign_in))
+        .routes(routes!(redeem))
+        .routes(routes!(link))
+        .routes(routes!(sign_out))
+        .routes(routes!(create_token))
+        .routes(routes!(me, update_me, delete_me))
+        .routes(routes!(notifications))
+        .routes(routes!(devices))
+        .routes(routes!(sign_out_device))
+        .routes(routes!(accounts))
+        .routes(routes!(members))
+        .routes(routes!(remove_member))
+        .routes(routes!(change_role))
+        .routes(routes!(nickname))
+        .routes(routes!(suspend))
+        .routes(routes!(unsuspend))
+        .routes(routes!(reassign))
+        .routes(routes!(leave))
+        .routes(routes!(step_down))
+        .routes(routes!(buy_seats))
+        .routes(routes!(remove_seats))
+        .routes(routes!(invitations))
+        .routes(routes!(requests, request_owner_removal))
+        .routes(routes!(bulk_candidates, bulk_remove))
+        .routes(routes!(audit))
+        .routes(routes!(invite))
+        .routes(routes!(accept))
+        .routes(routes!(resend))
+        .routes(routes!(revoke))
+        .routes(routes!(approve))
+        .routes(routes!(decline))
+        .routes(routes!(cancel))
+        .routes(routes!(job))
+        .routes(routes!(demo_mailbox))
+        .routes(routes!(editor::policies))
+        .routes(routes!(editor::check_draft))
+        .routes(routes!(editor::impact))
+        .routes(routes!(editor::publish))
+        .routes(routes!(editor::publish_requests))
+        .routes(routes!(editor::approve))
+        .routes(routes!(editor::decline))
+        .routes(routes!(editor::cancel))
+        .routes(routes!(crate::domains::list))
+        .routes(routes!(crate::domains::verify))
 }
 
 /// Builds the router.
 pub fn router(host: Host) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
-        .route("/v1/module", get(module))
-        .route("/v1/module/{file}", get(module_by_hash))
-        .route("/v1/auth/sign-in", post(sign_in))
-        .route("/v1/auth/redeem", post(redeem))
-        .route("/v1/auth/link", post(link))
-        .route("/v1/auth/sign-out", post(sign_out))
-        .route("/v1/tokens", post(create_token))
-        .route("/v1/me", get(me).patch(update_me).delete(delete_me))
-        .route("/v1/me/notifications", put(notifications))
-        .route("/v1/me/devices", get(devices))
-        .route("/v1/me/devices/{id}", delete(sign_out_device))
-        .route("/v1/accounts", get(accounts))
-        .route("/v1/accounts/{account}/members", get(members))
-        .route(
-            "/v1/accounts/{account}/members/{user}",
-            delete(remove_member),
-        )
-        .route(
-            "/v1/accounts/{account}/members/{user}/role",
-            put(change_role),
-        )
-        .route(
-            "/v1/accounts/{account}/members/{user}/nickname",
-            put(nickname),
-        )
-        .route(
-            "/v1/accounts/{account}/members/{user}/suspend",
-            post(suspend),
-        )
-        .route(
-            "/v1/accounts/{account}/members/{user}/unsuspend",
-            post(unsuspend),
-        )
-        .route(
-            "/v1/accounts/{account}/members/{user}/reassign",
-            post(reassign),
-        )
-        .route("/v1/accounts/{account}/leave", post(leave))
-        .route("/v1/accounts/{account}/step-down", post(step_down))
-        .route("/v1/accounts/{account}/seats/buy", post(buy_seats))
-        .route("/v1/accounts/{account}/seats/remove", post(remove_seats))
-        .route("/v1/accounts/{account}/invitations", get(invitations))
-        .route(
-            "/v1/accounts/{account}/owner-removal-requests",
-            get(requests).post(request_owner_removal),
-        )
-        .route(
-            "/v1/accounts/{account}/bulk-removals",
-            get(bulk_candidates).post(bulk_remove),
-        )
-        .route("/v1/accounts/{account}/audit", get(audit))
-        .route("/v1/invitations", post(invite))
-        .route("/v1/invitations/accept", post(accept))
-        .route("/v1/invitations/{id}/resend", post(resend))
-        .route("/v1/invitations/{id}/revoke", post(revoke))
-        .route("/v1/owner-removal-requests/{id}/approve", post(approve))
-        .route("/v1/owner-removal-requests/{id}/decline", post(decline))
-        .route("/v1/owner-removal-requests/{id}/cancel", post(cancel))
-        .route("/v1/jobs/{id}", get(job))
-        .route("/v1/demo/mailbox", get(demo_mailbox))
-        .route("/v1/policies", get(crate::editor::policies))
-        .route("/v1/policies/check", post(crate::editor::check_draft))
-        .route("/v1/policies/impact", post(crate::editor::impact))
-        .route("/v1/policies/publish", post(crate::editor::publish))
-        .route(
-            "/v1/policies/publish-requests",
-            get(crate::editor::publish_requests),
-        )
-        .route(
-            "/v1/policies/publish-requests/{id}/approve",
-            post(crate::editor::approve),
-        )
-        .route(
-            "/v1/policies/publish-requests/{id}/decline",
-            post(crate::editor::decline),
-        )
-        .route(
-            "/v1/policies/publish-requests/{id}/cancel",
-            post(crate::editor::cancel),
-        )
-        .merge(scim::router())
-        .merge(crate::domains::router())
+    let (api, _) = routes().split_for_parts();
+    api.merge(scim::router())
         .fallback(pages)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside the router, where axum has matched the route: counts by
@@ -328,38 +305,51 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint: see /openapi.json".into())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MailboxQuery {
-    to: Option<String>,
-}
-
 /// Demo mode only: the newest mails, so a newcomer signs in without SMTP;
 /// fenced to a demo store and loopback peers ([`crate::demo::mailbox_open`]).
+#[utoipa::path(
+    get,
+    path = "/v1/demo/mailbox",
+    tag = "demo",
+    operation_id = "demo_mailbox",
+    summary = "Demo mode only: the newest mails (loopback peers only)",
+    params(MailboxQuery),
+    responses(
+        (status = 200, description = "Mails", body = Mailbox),
+        (status = 400, description = "A query parameter that does not fit (code bad_request)", body = ErrorBody),
+        (status = 403, description = "Asked from elsewhere than this machine (code loopback_only)", body = ErrorBody),
+        (status = 404, description = "Not a demo host (code not_found)", body = ErrorBody),
+    ),
+)]
 async fn demo_mailbox(
     State(host): State<Host>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: axum::http::HeaderMap,
-    Query(q): Query<MailboxQuery>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<MailboxQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Mailbox>> {
     let peer = peer.map(|axum::Extension(ConnectInfo(addr))| addr);
     crate::demo::mailbox_open(&host, peer, &headers).await?;
-    let mails = crate::outbox::list(&host.store, 50).await?;
-    let mails: Vec<Value> = mails
-        .into_iter()
-        .filter(|m| {
-            q.to.as_deref().is_none_or(|to| {
-                m["to"]
-                    .as_str()
-                    .is_some_and(|t| t.eq_ignore_ascii_case(to.trim()))
-            })
-        })
-        .collect();
-    Ok(Json(json!({"mails": mails})))
+    // After the fence: elsewhere the mailbox is not there at all.
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    // The 50 newest to that address: a busy outbox does not push a
+    // newcomer's link out of the answer.
+    let mails = crate::outbox::mails(&host.store, 50, q.to.as_deref()).await?;
+    Ok(Json(Mailbox { mails }))
 }
 
 /// `/metrics`, Prometheus text: to loopback peers with no proxy header, or
 /// with the `--metrics-token` bearer ([`crate::metrics::open`]).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "host",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (loopback peers, or the --metrics-token bearer)",
+    responses(
+        (status = 200, description = "Prometheus text", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 403, description = "Not from loopback and no metrics token (code loopback_only)", body = ErrorBody),
+    ),
+)]
 async fn metrics(
     State(host): State<Host>,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -381,30 +371,57 @@ async fn metrics(
 async fn method_not_allowed() -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({"error": {"code": "method_not_allowed", "message": "this endpoint does not take that method: see /openapi.json"}})),
+        Json(ErrorBody {
+            error: gatehouse_api::ErrorDetail {
+                code: "method_not_allowed".into(),
+                message: "this endpoint does not take that method: see /openapi.json".into(),
+                reasons: None,
+                audit_id: None,
+            },
+        }),
     )
         .into_response()
 }
 
-async fn health(State(host): State<Host>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "host",
+    operation_id = "health",
+    summary = "The host is up: its module and policies",
+    responses(
+        (status = 200, description = "Up", body = Health),
+    ),
+)]
+async fn health(State(host): State<Host>) -> ApiResult<Json<Health>> {
     sqlx::query("SELECT 1").execute(host.store.pool()).await?;
     let sha = host.gate.module_sha256();
-    Ok(Json(json!({
-        "status": "ok",
-        "module_url": crate::wire::url(&sha),
-        "module_sha256": sha,
-        "policy_hash": host.gate.policy_hash(),
-        "demo": host.settings.demo,
-    })))
+    Ok(Json(Health {
+        status: "ok".into(),
+        module_url: crate::wire::url(&sha),
+        policy_hash: host.gate.policy_hash(),
+        module_sha256: sha,
+        demo: host.settings.demo,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "host",
+    operation_id = "openapi",
+    summary = "This document",
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"),
+    ),
+)]
 async fn openapi() -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        OPENAPI,
+        crate::api::openapi_json(),
     )
         .into_response()
 }
@@ -412,6 +429,17 @@ async fn openapi() -> Response {
 /// The live module, for clients that predate its hash URL: revalidated
 /// every time (`no-cache`, an ETag per encoding), compressed as the request
 /// accepts, with the hashes of exactly the bytes it sends.
+#[utoipa::path(
+    get,
+    path = "/v1/module",
+    tag = "module",
+    operation_id = "module",
+    summary = "The live module (revalidated every time)",
+    responses(
+        (status = 200, description = "The module's bytes, compressed as accepted", body = String, content_type = "application/wasm"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+    ),
+)]
 async fn module(State(host): State<Host>, headers: axum::http::HeaderMap) -> ApiResult<Response> {
     let (wire, policy_hash) = host
         .gate
@@ -433,6 +461,19 @@ async fn module(State(host): State<Host>, headers: axum::http::HeaderMap) -> Api
 /// `/v1/module/<sha256>.wasm`: the module with that sha256 — the live one,
 /// one this host served lately, or any published version — cached for a
 /// year (`immutable`): its bytes never change. Any other name is a 404.
+#[utoipa::path(
+    get,
+    path = "/v1/module/{file}",
+    tag = "module",
+    operation_id = "module_by_hash",
+    summary = "A module by its sha256, cached for good",
+    params(("file" = String, Path, description = "`<sha256>.wasm`")),
+    responses(
+        (status = 200, description = "The module's bytes", body = String, content_type = "application/wasm"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No module with that sha256 here", body = ErrorBody),
+    ),
+)]
 async fn module_by_hash(
     State(host): State<Host>,
     Path(file): Path<String>,
@@ -469,15 +510,20 @@ async fn module_by_hash(
     Ok(wire.respond(&headers, crate::wire::Cache::Immutable))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignIn {
-    email: String,
-}
-
 /// `POST /v1/auth/sign-in`: the same answer, at once, whether or not the
 /// address has an account; the link (if any) goes out from the mailer,
 /// bound to this browser by the cookie set here ([`auth::request_link`]).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/sign-in",
+    tag = "auth",
+    operation_id = "sign_in",
+    summary = "Ask for a sign-in link (the same answer whether or not the address has an account)",
+    request_body = SignIn,
+    responses(
+        (status = 202, description = "A link is on its way if the address has an account; sets the browser-binding cookie", body = Message),
+    ),
+)]
 async fn sign_in(
     State(host): State<Host>,
     headers: HeaderMap,
@@ -489,7 +535,9 @@ async fn sign_in(
     auth::request_link(&host, &b.email, &binding);
     let mut response = (
         StatusCode::ACCEPTED,
-        Json(json!({"message": "if this address has an account, a sign-in link is on its way (one a minute at most): open it in this browser"})),
+        Json(Message {
+            message: "if this address has an account, a sign-in link is on its way (one a minute at most): open it in this browser".into(),
+        }),
     )
         .into_response();
     set_cookie(&mut response, &auth::binding_cookie(&binding, secure));
@@ -502,33 +550,43 @@ fn set_cookie(response: &mut Response, cookie: &str) {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Redeem {
-    token: String,
-    #[serde(default)]
-    label: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LinkBody {
-    token: String,
-}
-
 /// `POST /v1/auth/link`: the confirm step's question, whose address a link
 /// signs in, asked only by the browser that asked for the link. Uses
 /// nothing up.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/link",
+    tag = "auth",
+    operation_id = "link",
+    summary = "Which address a sign-in link signs in (uses nothing up)",
+    request_body = LinkQuery,
+    responses(
+        (status = 200, description = "The address", body = LinkEmail),
+        (status = 401, description = "The link is not valid, used or expired (code unauthenticated), or was asked for in another browser (code other_browser)", body = ErrorBody),
+    ),
+)]
 async fn link(
     State(host): State<Host>,
     headers: HeaderMap,
-    Body(b): Body<LinkBody>,
-) -> ApiResult<Json<Value>> {
+    Body(b): Body<LinkQuery>,
+) -> ApiResult<Json<LinkEmail>> {
     let binding = auth::binding_of(&headers, host.settings.secure_cookies);
     let email = auth::link_email(&host, &b.token, binding.as_deref()).await?;
-    Ok(Json(json!({"email": email})))
+    Ok(Json(LinkEmail { email }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/redeem",
+    tag = "auth",
+    operation_id = "redeem",
+    summary = "Redeem a sign-in link: a browser session (cookie)",
+    request_body = Redeem,
+    responses(
+        (status = 200, description = "Signed in; sets the session cookie", body = Session),
+        (status = 401, description = "The link is not valid, used or expired (code unauthenticated), or was asked for in another browser (code other_browser)", body = ErrorBody),
+    ),
+)]
 async fn redeem(
     State(host): State<Host>,
     headers: HeaderMap,
@@ -543,55 +601,58 @@ async fn redeem(
         b.label.as_deref().unwrap_or("browser"),
     )
     .await?;
-    let mut response = Json(json!({
-        "user": session.user,
-        "session": session.id,
-        "csrf": session.csrf,
-    }))
+    let mut response = Json(Session {
+        user: session.user,
+        session: session.id,
+        csrf: session.csrf,
+    })
     .into_response();
     set_cookie(&mut response, &auth::session_cookie(&session.token, secure));
     set_cookie(&mut response, &auth::cleared_binding_cookie(secure));
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/sign-out",
+    tag = "auth",
+    operation_id = "sign_out",
+    summary = "Sign this session out",
+    responses(
+        (status = 200, description = "Signed out; clears the cookie", body = SignedOut),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn sign_out(State(host): State<Host>, p: Principal) -> ApiResult<Response> {
-    let body = auth::sign_out(&host, &p.session).await?;
-    let mut response = Json(body).into_response();
+    auth::sign_out(&host, &p.session).await?;
+    let mut response = Json(SignedOut { signed_out: true }).into_response();
     if let Ok(v) = HeaderValue::from_str(&auth::cleared_cookie(host.settings.secure_cookies)) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewToken {
-    label: String,
-    accounts: Vec<String>,
-    access: TokenAccess,
-    #[serde(default = "default_lifetime")]
-    lifetime_days: i64,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-enum TokenAccess {
-    Read,
-    Write,
-}
-
-fn default_lifetime() -> i64 {
-    30
-}
-
 /// `POST /v1/tokens`: whether the caller may mint is `mint_token`'s
 /// question (R15: from a fresh browser sign-in, never from a token, 1 to
 /// 90 days); the body's shape is checked here.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "auth",
+    operation_id = "create_token",
+    summary = "Mint an API token (mint_token decides)",
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "The token, shown once", body = CreatedToken),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn create_token(
     State(host): State<Host>,
     p: Principal,
     Body(b): Body<NewToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let label = b.label.trim();
     if label.is_empty() || label.len() > 100 {
         return Err(ApiError::BadRequest(
@@ -621,38 +682,49 @@ async fn create_token(
         label: label.to_owned(),
         accounts,
         read_only: b.access == TokenAccess::Read,
-        lifetime_days: b.lifetime_days,
+        lifetime_days: b.lifetime_days.unwrap_or(30),
         credential,
     };
     let applied = host.perform(change, attempt(&p)).await?;
     let mut body = applied.result;
-    body["audit_id"] = json!(applied.audit_id);
-    Ok((StatusCode::CREATED, Json(body)))
+    body["audit_id"] = applied.audit_id.into();
+    let created: CreatedToken = serde_json::from_value(body).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn me(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
-    let mut me = host.me(&p.user).await?;
-    me["csrf"] = json!(p.csrf);
-    me["session"] = json!(p.session);
-    Ok(Json(me))
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "me",
+    operation_id = "me",
+    summary = "The signed-in user",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
+async fn me(State(host): State<Host>, p: Principal) -> ApiResult<Json<Me>> {
+    Ok(Json(host.me(&p.user, p.csrf.clone(), &p.session).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProfileBody {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    phone: Option<String>,
-    #[serde(default)]
-    country: Option<String>,
-}
-
+#[utoipa::path(
+    patch,
+    path = "/v1/me",
+    tag = "me",
+    operation_id = "update_me",
+    summary = "Change the caller's profile",
+    request_body = Profile,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn update_me(
     State(host): State<Host>,
     p: Principal,
-    Body(b): Body<ProfileBody>,
-) -> ApiResult<Json<Value>> {
+    Body(b): Body<Profile>,
+) -> ApiResult<Json<ChangeResult>> {
     if let Some(n) = &b.name
         && (n.trim().is_empty() || n.len() > 200)
     {
@@ -679,22 +751,40 @@ async fn update_me(
     .await
 }
 
-async fn delete_me(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    delete,
+    path = "/v1/me",
+    tag = "me",
+    operation_id = "delete_me",
+    summary = "Delete the caller's profile",
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
+async fn delete_me(State(host): State<Host>, p: Principal) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::DeleteProfile).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Notifications {
-    email: bool,
-    sms: bool,
-}
-
+#[utoipa::path(
+    put,
+    path = "/v1/me/notifications",
+    tag = "me",
+    operation_id = "notifications",
+    summary = "Notification settings",
+    request_body = Notifications,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn notifications(
     State(host): State<Host>,
     p: Principal,
     Body(b): Body<Notifications>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(
         &host,
         &p,
@@ -706,36 +796,65 @@ async fn notifications(
     .await
 }
 
-async fn devices(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/me/devices",
+    tag = "me",
+    operation_id = "devices",
+    summary = "The caller's sessions and tokens",
+    responses(
+        (status = 200, description = "Devices", body = Devices),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
+async fn devices(State(host): State<Host>, p: Principal) -> ApiResult<Json<Devices>> {
     Ok(Json(host.devices(&p.user, &p.session).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/me/devices/{id}",
+    tag = "me",
+    operation_id = "sign_out_device",
+    summary = "Sign a device out (a session or an API token)",
+    params(("id" = String, Path, description = "Device id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such device of the caller: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn sign_out_device(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::SignOutDevice { device: id }).await
 }
 
-async fn accounts(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    tag = "accounts",
+    operation_id = "accounts",
+    summary = "The account switcher",
+    responses(
+        (status = 200, description = "Accounts", body = Accounts),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
+async fn accounts(State(host): State<Host>, p: Principal) -> ApiResult<Json<Accounts>> {
     Ok(Json(host.accounts(&p.user, p.scope.as_ref()).await?))
 }
 
-/// The members list's query: `limit` (1 to 500, default 100) and `after`
-/// (the previous page's `next`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MembersQuery {
-    limit: Option<String>,
-    after: Option<String>,
-}
-
-impl MembersQuery {
-    /// The page asked for, or why it cannot be served.
-    fn page(self) -> ApiResult<crate::read::MembersPage> {
+/// The page the members list's query asks for (`limit`: 1 to 500,
+/// default 100; `after`: the previous page's `next`), or why it cannot be
+/// served.
+fn page(q: MembersQuery) -> ApiResult<crate::read::MembersPage> {
+    {
         use crate::read::{MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX};
-        let limit = match self.limit {
+        let limit = match q.limit {
             None => MEMBERS_PAGE_DEFAULT,
             Some(n) => n
                 .parse::<usize>()
@@ -747,54 +866,106 @@ impl MembersQuery {
                     ))
                 })?,
         };
-        if self.after.as_deref() == Some("") {
+        if q.after.as_deref() == Some("") {
             return Err(ApiError::BadRequest(
                 "after is the `next` of the previous page, not empty".into(),
             ));
         }
         Ok(crate::read::MembersPage {
             limit,
-            after: self.after,
+            after: q.after,
         })
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/members",
+    tag = "members",
+    operation_id = "members",
+    summary = "A page of members with the caller's allowed actions",
+    params(("account" = String, Path, description = "Account id"), MembersQuery),
+    responses(
+        (status = 200, description = "A page of members", body = Members),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
 async fn members(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
     q: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Members>> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
-    let page = q.page()?;
+    let page = page(q)?;
     signed_in_to(&host, &p, &account).await?;
     Ok(Json(host.members(&p.user, &account, &page).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/invitations",
+    tag = "invitations",
+    operation_id = "invitations",
+    summary = "An account's invitations",
+    params(("account" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Invitations", body = Invitations),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
 async fn invitations(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Invitations>> {
     signed_in_to(&host, &p, &account).await?;
     Ok(Json(host.invitations(&p.user, &account).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/owner-removal-requests",
+    tag = "owners",
+    operation_id = "requests",
+    summary = "An account's owner-removal requests",
+    params(("account" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Requests", body = OwnerRemovalRequests),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
 async fn requests(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OwnerRemovalRequests>> {
     signed_in_to(&host, &p, &account).await?;
     Ok(Json(host.owner_removal_requests(&p.user, &account).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/audit",
+    tag = "audit",
+    operation_id = "audit",
+    summary = "An account's audit log (and its sub-accounts')",
+    params(("account" = String, Path, description = "Account id"), AuditQuery),
+    responses(
+        (status = 200, description = "A page of records", body = AuditLog),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
 async fn audit(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditLog>> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     if let Some(d) = &q.decision
         && !["allowed", "denied", "failed"].contains(&d.as_str())
@@ -814,50 +985,82 @@ pub(crate) async fn signed_in_to(host: &Host, p: &Principal, account: &str) -> A
     Ok(())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{account}/members/{user}",
+    tag = "members",
+    operation_id = "remove_member",
+    summary = "Remove a member",
+    params(("account" = String, Path, description = "Account id"), ("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account or member: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn remove_member(
     State(host): State<Host>,
     p: Principal,
     Path((account, user)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::Remove { account, user }).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoleBody {
-    role: Role,
-}
-
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{account}/members/{user}/role",
+    tag = "members",
+    operation_id = "change_role",
+    summary = "Change a member's role",
+    params(("account" = String, Path, description = "Account id"), ("user" = String, Path, description = "User id")),
+    request_body = RoleBody,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account or member: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn change_role(
     State(host): State<Host>,
     p: Principal,
     Path((account, user)): Path<(String, String)>,
     Body(b): Body<RoleBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(
         &host,
         &p,
         Change::ChangeRole {
             account,
             user,
-            role: b.role,
+            role: crate::shapes::role_in(b.role),
         },
     )
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NicknameBody {
-    nickname: Option<String>,
-}
-
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{account}/members/{user}/nickname",
+    tag = "members",
+    operation_id = "nickname",
+    summary = "Set or clear a member's nickname",
+    params(("account" = String, Path, description = "Account id"), ("user" = String, Path, description = "User id")),
+    request_body = NicknameBody,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account or member: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn nickname(
     State(host): State<Host>,
     p: Principal,
     Path((account, user)): Path<(String, String)>,
     Body(b): Body<NicknameBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     let nickname = b
         .nickname
         .map(|n| n.trim().to_owned())
@@ -879,34 +1082,71 @@ async fn nickname(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/members/{user}/suspend",
+    tag = "members",
+    operation_id = "suspend",
+    summary = "Suspend a member",
+    params(("account" = String, Path, description = "Account id"), ("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account or member: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn suspend(
     State(host): State<Host>,
     p: Principal,
     Path((account, user)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::Suspend { account, user }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/members/{user}/unsuspend",
+    tag = "members",
+    operation_id = "unsuspend",
+    summary = "Unsuspend a member",
+    params(("account" = String, Path, description = "Account id"), ("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account or member: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn unsuspend(
     State(host): State<Host>,
     p: Principal,
     Path((account, user)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::Unsuspend { account, user }).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReassignBody {
-    to: String,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/members/{user}/reassign",
+    tag = "members",
+    operation_id = "reassign",
+    summary = "Reassign a member's numbers and flows to another member",
+    params(("account" = String, Path, description = "Account id"), ("user" = String, Path, description = "User id")),
+    request_body = Reassign,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account or member: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn reassign(
     State(host): State<Host>,
     p: Principal,
     Path((account, from)): Path<(String, String)>,
-    Body(b): Body<ReassignBody>,
-) -> ApiResult<Json<Value>> {
+    Body(b): Body<Reassign>,
+) -> ApiResult<Json<ChangeResult>> {
     run(
         &host,
         &p,
@@ -919,35 +1159,58 @@ async fn reassign(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/leave",
+    tag = "members",
+    operation_id = "leave",
+    summary = "Leave an account",
+    params(("account" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn leave(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::Leave { account }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/step-down",
+    tag = "members",
+    operation_id = "step_down",
+    summary = "Step down to a lower role",
+    params(("account" = String, Path, description = "Account id")),
+    request_body = RoleBody,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn step_down(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
     Body(b): Body<RoleBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(
         &host,
         &p,
         Change::StepDown {
             account,
-            role: b.role,
+            role: crate::shapes::role_in(b.role),
         },
     )
     .await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Quantity {
-    quantity: i64,
 }
 
 fn check_quantity(q: i64) -> ApiResult<i64> {
@@ -960,96 +1223,200 @@ fn check_quantity(q: i64) -> ApiResult<i64> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/seats/buy",
+    tag = "seats",
+    operation_id = "buy_seats",
+    summary = "Buy seats",
+    params(("account" = String, Path, description = "Account id")),
+    request_body = Quantity,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn buy_seats(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
     Body(b): Body<Quantity>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     let quantity = check_quantity(b.quantity)?;
     run(&host, &p, Change::BuySeats { account, quantity }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/seats/remove",
+    tag = "seats",
+    operation_id = "remove_seats",
+    summary = "Remove seats",
+    params(("account" = String, Path, description = "Account id")),
+    request_body = Quantity,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn remove_seats(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
     Body(b): Body<Quantity>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     let quantity = check_quantity(b.quantity)?;
     run(&host, &p, Change::RemoveSeats { account, quantity }).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OwnerRemovalBody {
-    target: String,
-    new_role: RequestedRole,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/owner-removal-requests",
+    tag = "owners",
+    operation_id = "request_owner_removal",
+    summary = "Ask that an owner lose the owner role",
+    params(("account" = String, Path, description = "Account id")),
+    request_body = OwnerRemovalBody,
+    responses(
+        (status = 201, description = "Requested", body = ChangeResult),
+        (status = 404, description = "No such account or owner: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn request_owner_removal(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
     Body(b): Body<OwnerRemovalBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ChangeResult>)> {
     let r = run(
         &host,
         &p,
         Change::RequestOwnerRemoval {
             account,
             target: b.target,
-            new_role: b.new_role,
+            new_role: crate::shapes::requested_in(b.new_role),
         },
     )
     .await?;
     Ok((StatusCode::CREATED, r))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/owner-removal-requests/{id}/approve",
+    tag = "owners",
+    operation_id = "approve",
+    summary = "Approve an owner-removal request",
+    params(("id" = String, Path, description = "Request id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such request: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn approve(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::ApproveOwnerRemoval { id }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/owner-removal-requests/{id}/decline",
+    tag = "owners",
+    operation_id = "decline",
+    summary = "Decline an owner-removal request",
+    params(("id" = String, Path, description = "Request id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such request: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn decline(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::DeclineOwnerRemoval { id }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/owner-removal-requests/{id}/cancel",
+    tag = "owners",
+    operation_id = "cancel",
+    summary = "Cancel an owner-removal request",
+    params(("id" = String, Path, description = "Request id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such request: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn cancel(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::CancelOwnerRemoval { id }).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BulkBody {
-    user: String,
-}
-
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/bulk-removals",
+    tag = "bulk",
+    operation_id = "bulk_candidates",
+    summary = "Who could be removed from an agency and its sub-accounts",
+    params(("account" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Candidates", body = BulkCandidates),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
 async fn bulk_candidates(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BulkCandidates>> {
     Ok(Json(host.bulk_candidates(&p.user, &account).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/bulk-removals",
+    tag = "bulk",
+    operation_id = "bulk_remove",
+    summary = "Start removing a user from an agency and its sub-accounts (a job)",
+    params(("account" = String, Path, description = "Account id")),
+    request_body = BulkBody,
+    responses(
+        (status = 202, description = "Started: `result.job` names the job", body = ChangeResult),
+        (status = 404, description = "No such account, or no such user among the members the caller may see: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn bulk_remove(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
     Body(b): Body<BulkBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ChangeResult>)> {
+    signed_in_to(&host, &p, &account).await?;
+    host.check_bulk_user(&p.user, &account, &b.user).await?;
     let r = run(
         &host,
         &p,
@@ -1063,11 +1430,24 @@ async fn bulk_remove(
     Ok((StatusCode::ACCEPTED, r))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "bulk",
+    operation_id = "job",
+    summary = "A bulk removal's progress",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 404, description = "No such job: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
 async fn job(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Job>> {
     let (account, report) = host.job_report(&id).await?;
     host.ask(
         &p.user,
@@ -1082,20 +1462,6 @@ async fn job(
         other => other,
     })?;
     Ok(Json(report))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InviteBody {
-    emails: Vec<String>,
-    accounts: Vec<InviteTo>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InviteTo {
-    account: String,
-    role: Role,
 }
 
 fn check_email(e: &str) -> ApiResult<()> {
@@ -1113,10 +1479,25 @@ fn check_email(e: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/invitations",
+    tag = "invitations",
+    operation_id = "invite",
+    summary = "Invite addresses to accounts",
+    request_body = Invite,
+    responses(
+        (status = 201, description = "One address to one account: the invitation", body = InviteCreated),
+        (status = 200, description = "Several: one result per (address, account)", body = InviteResults),
+        (status = 404, description = "No such account: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn invite(
     State(host): State<Host>,
     p: Principal,
-    Body(b): Body<InviteBody>,
+    Body(b): Body<Invite>,
 ) -> ApiResult<Response> {
     if b.emails.is_empty() || b.accounts.is_empty() {
         return Err(ApiError::BadRequest(
@@ -1138,57 +1519,110 @@ async fn invite(
             let change = Change::Invite {
                 account: to.account.clone(),
                 email: email.trim().to_owned(),
-                role: to.role,
+                role: crate::shapes::role_in(to.role),
             };
             match host.perform(change, attempt(&p)).await {
                 Ok(a) => {
+                    let result = serde_json::from_value(a.result).map_err(ApiError::internal)?;
                     if single {
                         return Ok((
                             StatusCode::CREATED,
-                            Json(json!({"ok": true, "result": a.result, "audit_id": a.audit_id})),
+                            Json(InviteCreated {
+                                ok: true,
+                                result,
+                                audit_id: a.audit_id,
+                            }),
                         )
                             .into_response());
                     }
-                    results.push(json!({"email": email, "account": to.account, "status": 201, "result": a.result}));
+                    results.push(InviteResult {
+                        email: email.clone(),
+                        account: to.account.clone(),
+                        status: 201,
+                        result: Some(result),
+                        error: None,
+                    });
                 }
                 Err(e) => {
                     if single {
                         return Err(e);
                     }
-                    results.push(json!({"email": email, "account": to.account, "status": e.status().as_u16(), "error": e.body()["error"]}));
+                    results.push(InviteResult {
+                        email: email.clone(),
+                        account: to.account.clone(),
+                        status: e.status().as_u16(),
+                        result: None,
+                        error: Some(e.detail()),
+                    });
                 }
             }
         }
     }
-    Ok((StatusCode::OK, Json(json!({"results": results}))).into_response())
+    Ok((StatusCode::OK, Json(InviteResults { results })).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AcceptBody {
-    token: String,
-}
-
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/accept",
+    tag = "invitations",
+    operation_id = "accept",
+    summary = "Accept an invitation",
+    request_body = Accept,
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such invitation: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn accept(
     State(host): State<Host>,
     p: Principal,
-    Body(b): Body<AcceptBody>,
-) -> ApiResult<Json<Value>> {
+    Body(b): Body<Accept>,
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::AcceptInvitation { token: b.token }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/resend",
+    tag = "invitations",
+    operation_id = "resend",
+    summary = "Resend an invitation (a new link)",
+    params(("id" = String, Path, description = "Invitation id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such invitation: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn resend(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::ResendInvitation { id }).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/revoke",
+    tag = "invitations",
+    operation_id = "revoke",
+    summary = "Revoke an invitation",
+    params(("id" = String, Path, description = "Invitation id")),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such invitation: an account or row the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable to its target as it stands (code inapplicable, with reasons) or refused by the stored state (code conflict)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 async fn revoke(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     run(&host, &p, Change::RevokeInvitation { id }).await
 }

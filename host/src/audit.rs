@@ -7,7 +7,7 @@
 //! record with a count; the first attempt's inputs are the ones kept.
 
 use gatehouse_policy::{Decision, Source};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 
 use crate::error::ApiError;
@@ -119,27 +119,14 @@ pub async fn record_failed(tx: &mut Tx, e: &AuditEntry<'_>) -> Result<i64, ApiEr
 }
 
 /// Filters for reading the log.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Only this action.
-    pub action: Option<String>,
-    /// Only this actor (`user:<id>` or a bare user id).
-    pub actor: Option<String>,
-    /// `allowed`, `denied` or `failed`.
-    pub decision: Option<String>,
-    /// Only records older than this id (paging backwards).
-    pub before: Option<i64>,
-    /// At most this many (default 50, at most 500).
-    pub limit: Option<i64>,
-}
+pub use gatehouse_api::AuditQuery;
 
 /// Reads the log of some accounts, newest first.
 pub async fn read(
     pool: &crate::store::Pool,
     accounts: &[String],
     q: &AuditQuery,
-) -> Result<Value, ApiError> {
+) -> Result<gatehouse_api::AuditLog, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let mut sql = format!(
         "SELECT id, at, last_at, repeats, actor, action, account_id, target, decision, outcome, reasons, \
@@ -180,29 +167,32 @@ pub async fn read(
             .unwrap_or(Value::Null)
     };
     for r in &rows {
-        events.push(json!({
-            "id": r.try_get::<i64, _>("id")?,
-            "at": r.try_get::<i64, _>("at")?,
-            "last_at": r.try_get::<i64, _>("last_at")?,
-            "count": r.try_get::<i64, _>("repeats")?,
-            "actor": r.try_get::<String, _>("actor")?,
-            "action": r.try_get::<String, _>("action")?,
-            "account": r.try_get::<Option<String>, _>("account_id")?,
-            "target": r.try_get::<String, _>("target")?,
-            "decision": r.try_get::<String, _>("decision")?,
-            "outcome": r.try_get::<String, _>("outcome")?,
-            "reasons": parse(r.try_get("reasons")?),
-            "policy_hash": r.try_get::<String, _>("policy_hash")?,
-            "module_sha256": r.try_get::<String, _>("module_hash")?,
-            "before": parse(r.try_get("before_state")?),
-            "after": parse(r.try_get("after_state")?),
-            "source": r.try_get::<String, _>("source")?,
-            "job": r.try_get::<Option<String>, _>("job_id")?,
-        }));
+        events.push(gatehouse_api::AuditEvent {
+            id: r.try_get::<i64, _>("id")?,
+            at: r.try_get::<i64, _>("at")?,
+            last_at: r.try_get::<i64, _>("last_at")?,
+            count: r.try_get::<i64, _>("repeats")?,
+            actor: r.try_get::<String, _>("actor")?,
+            action: r.try_get::<String, _>("action")?,
+            account: r.try_get::<Option<String>, _>("account_id")?,
+            target: r.try_get::<String, _>("target")?,
+            decision: r.try_get::<String, _>("decision")?,
+            outcome: r.try_get::<String, _>("outcome")?,
+            reasons: parse(r.try_get("reasons")?),
+            policy_hash: r.try_get::<String, _>("policy_hash")?,
+            module_sha256: r.try_get::<String, _>("module_hash")?,
+            before: parse(r.try_get("before_state")?),
+            after: parse(r.try_get("after_state")?),
+            source: r.try_get::<String, _>("source")?,
+            job: r.try_get::<Option<String>, _>("job_id")?,
+        });
     }
     let next = events
         .last()
         .filter(|_| i64::try_from(events.len()).unwrap_or(0) == limit)
-        .and_then(|e| e["id"].as_i64());
-    Ok(json!({"events": events, "next_before": next}))
+        .map(|e| e.id);
+    Ok(gatehouse_api::AuditLog {
+        events,
+        next_before: next,
+    })
 }

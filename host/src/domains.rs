@@ -9,10 +9,10 @@
 //! the module as `verify_domain` and audited), or the operator does
 //! (`gatehouse domain verify ACCOUNT DOMAIN`, like `gatehouse scim-token`).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, put};
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use gatehouse_api::{ChangeResult, ErrorBody};
+use serde::{Deserialize, Serialize};
 
 use crate::Host;
 use crate::api::Path;
@@ -20,11 +20,14 @@ use crate::auth::Principal;
 use crate::change::Change;
 use crate::error::{ApiError, ApiResult};
 
-/// The routes.
-pub fn router() -> Router<Host> {
-    Router::new()
-        .route("/v1/accounts/{account}/domains", get(list))
-        .route("/v1/accounts/{account}/domains/{domain}", put(verify))
+/// An account's verified email domains.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Domains {
+    /// The account.
+    pub account: String,
+    /// Its verified domains, lower case, sorted.
+    pub domains: Vec<String>,
 }
 
 /// A domain as stored: lower case, no trailing dot, checked as a host name
@@ -89,11 +92,24 @@ pub async fn verify_by_operator(
 }
 
 /// `GET /v1/accounts/{account}/domains`: for whoever may see the members.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/domains",
+    tag = "accounts",
+    operation_id = "domains",
+    summary = "The account's verified email domains (R17), for whoever may see its members",
+    params(("account" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The domains", body = Domains),
+        (status = 404, description = "No such account: an account the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
+pub(crate) async fn list(
     State(host): State<Host>,
     p: Principal,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Domains>> {
     crate::api::signed_in_to(&host, &p, &account).await?;
     host.ask(
         &p.user,
@@ -102,18 +118,34 @@ async fn list(
         crate::facts::Scope::default(),
     )
     .await?;
-    Ok(Json(
-        json!({"account": account, "domains": of(&host, &account).await?}),
-    ))
+    let domains = of(&host, &account).await?;
+    Ok(Json(Domains { account, domains }))
 }
 
 /// `PUT /v1/accounts/{account}/domains/{domain}`: an owner signed in at
 /// the domain verifies it.
-async fn verify(
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{account}/domains/{domain}",
+    tag = "accounts",
+    operation_id = "verify_domain",
+    summary = "An owner signed in at a domain verifies it for the account's identity provider (R17)",
+    params(
+        ("account" = String, Path, description = "Account id"),
+        ("domain" = String, Path, description = "The domain, e.g. example.com"),
+    ),
+    responses(
+        (status = 200, description = "Applied: the change, its audit record and why it was allowed", body = ChangeResult),
+        (status = 404, description = "No such account: an account the caller may not see gets the same answer as one that does not exist (R1)", body = ErrorBody),
+        (status = 409, description = "Inapplicable as it stands (code inapplicable, with reasons)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
+pub(crate) async fn verify(
     State(host): State<Host>,
     p: Principal,
     Path((account, domain)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ChangeResult>> {
     let domain = normalize(&domain)?;
     let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
         .bind(&p.user)
@@ -133,10 +165,10 @@ async fn verify(
             crate::api::attempt(&p),
         )
         .await?;
-    Ok(Json(json!({
-        "ok": true,
-        "result": applied.result,
-        "audit_id": applied.audit_id,
-        "reasons": applied.decision.reasons,
-    })))
+    Ok(Json(ChangeResult {
+        ok: true,
+        result: applied.result,
+        audit_id: applied.audit_id,
+        reasons: crate::shapes::reasons(&applied.decision.reasons),
+    }))
 }

@@ -21,7 +21,6 @@ use gatehouse_policy::{
     Actor, Check, Credential, CredentialKind, Decision, Outcome, Params, PublishRequest,
     PublishStatus, Source, Target,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Body, Path};
@@ -29,6 +28,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::{Host, facts};
+use gatehouse_api::ErrorBody;
 
 /// Policy authoring in the browser, as `gatehouse serve` sets it up.
 #[derive(Debug, Clone)]
@@ -137,63 +137,88 @@ fn live(host: &Host) -> ApiResult<Bundle> {
 }
 
 /// `GET /v1/policies`: what the editor starts from.
-pub async fn policies(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/policies",
+    tag = "policies",
+    operation_id = "policies",
+    summary = "The live policies, schema and decision tables, for the editor",
+    responses(
+        (status = 200, description = "Policies", body = gatehouse_api::Policies),
+        (status = 404, description = "No policy editor here, or not the caller's", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
+pub async fn policies(
+    State(host): State<Host>,
+    p: Principal,
+) -> ApiResult<Json<gatehouse_api::Policies>> {
     let a = allowed(&host, &p).await?;
     let bundle = live(&host)?;
     let tables = match gatehouse_vectors::load_hand(&a.tables) {
         Ok(vectors) => vectors
             .iter()
             .map(|v| {
-                json!({
-                    "name": v.name,
-                    "rule": v.rule,
+                Ok(gatehouse_api::PolicyTable {
+                    name: v.name.clone(),
+                    rule: v.rule.clone(),
                     // The exact bytes every runtime is handed (some
                     // tables send malformed JSON on purpose).
-                    "input": String::from_utf8_lossy(&v.input),
+                    input: String::from_utf8_lossy(&v.input).into_owned(),
                     // What the page hands its module (`{"op":"tables",…}`).
-                    "expect": v.expect,
+                    expect: serde_json::to_value(&v.expect).map_err(ApiError::internal)?,
                 })
             })
-            .collect::<Vec<Value>>(),
+            .collect::<ApiResult<Vec<_>>>()?,
         Err(e) => {
             crate::logging::warn(&format!("the policy editor has no decision tables: {e}"));
             Vec::new()
         }
     };
     let newest = crate::versions::newest(&host.store).await?;
-    Ok(Json(json!({
-        "account": a.account,
-        "policy_hash": host.gate.policy_hash(),
-        "module_sha256": host.gate.module_sha256(),
-        "version": newest.map(|v| json!({
-            "version": v.version, "author": v.author, "message": v.message,
-            "published_at": v.published_at, "policy_hash": v.policy_hash,
-        })),
-        "schema": bundle.schema,
-        "policies": bundle.policies,
-        "tables": tables,
-    })))
+    Ok(Json(gatehouse_api::Policies {
+        account: a.account.clone(),
+        policy_hash: host.gate.policy_hash(),
+        module_sha256: host.gate.module_sha256(),
+        version: newest.map(|v| gatehouse_api::VersionSummary {
+            version: v.version,
+            author: v.author,
+            message: v.message,
+            published_at: v.published_at,
+            policy_hash: v.policy_hash,
+        }),
+        schema: bundle.schema,
+        policies: bundle
+            .policies
+            .into_iter()
+            .map(|f| gatehouse_api::PolicyFile {
+                file: f.file,
+                text: f.text,
+            })
+            .collect(),
+        tables,
+    }))
 }
 
 /// The edited policy files (the schema is the live one: the engine builds
 /// entities for it, so it changes with the host, not in the editor).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Draft {
-    policies: Vec<PolicyFile>,
-}
+pub use gatehouse_api::PolicyDraft as Draft;
 
-/// A draft to publish, and why.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishBody {
-    policies: Vec<PolicyFile>,
-    message: String,
-    /// The policy hash the draft was begun on: when given and no longer the
-    /// live one, someone published meanwhile and the publish is refused
-    /// (409) rather than silently undoing their change.
-    #[serde(default)]
-    base: Option<String>,
+/// A draft to publish, and why (`base`: the policy hash the draft was begun
+/// on: when given and no longer the live one, someone published meanwhile
+/// and the publish is refused (409) rather than silently undoing their
+/// change).
+pub use gatehouse_api::PolicyPublish as PublishBody;
+
+/// The engine's policy files from the API's.
+fn files(policies: Vec<gatehouse_api::PolicyFile>) -> Vec<PolicyFile> {
+    policies
+        .into_iter()
+        .map(|f| PolicyFile {
+            file: f.file,
+            text: f.text,
+        })
+        .collect()
 }
 
 /// The draft as a bundle: the live schema and the edited files, by name.
@@ -226,34 +251,60 @@ fn draft(host: &Host, policies: Vec<PolicyFile>) -> ApiResult<Bundle> {
 /// `POST /v1/policies/check`: the strict check of a draft, with Cedar's type
 /// validation (which the module leaves out for its size; the page lints and
 /// runs the tables itself).
+#[utoipa::path(
+    post,
+    path = "/v1/policies/check",
+    tag = "policies",
+    operation_id = "check_draft",
+    summary = "The strict check of a draft",
+    request_body = gatehouse_api::PolicyDraft,
+    responses(
+        (status = 200, description = "Valid or the problems", body = gatehouse_api::CheckedDraft),
+        (status = 404, description = "No policy editor here, or not the caller's", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 pub async fn check_draft(
     State(host): State<Host>,
     p: Principal,
     Body(body): Body<Draft>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<gatehouse_api::CheckedDraft>> {
     allowed(&host, &p).await?;
-    let bundle = bundle_of(&host, body.policies)?;
-    Ok(Json(
+    let bundle = bundle_of(&host, files(body.policies))?;
+    Ok(Json(gatehouse_api::CheckedDraft(
         serde_json::to_value(Checked::strict(&bundle)).map_err(ApiError::internal)?,
-    ))
+    )))
 }
 
 /// `POST /v1/policies/impact`: every recorded decision the draft would flip.
+#[utoipa::path(
+    post,
+    path = "/v1/policies/impact",
+    tag = "policies",
+    operation_id = "impact",
+    summary = "Every recorded decision a draft would flip",
+    request_body = gatehouse_api::PolicyDraft,
+    responses(
+        (status = 200, description = "The report", body = gatehouse_api::ImpactReport),
+        (status = 404, description = "No policy editor here, or not the caller's", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 pub async fn impact(
     State(host): State<Host>,
     p: Principal,
     Body(body): Body<Draft>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<gatehouse_api::ImpactReport>> {
     allowed(&host, &p).await?;
-    let bundle = draft(&host, body.policies)?;
+    let bundle = draft(&host, files(body.policies))?;
     let engine = gatehouse_policy::Engine::from_bundle_bytes(&bundle.to_bytes())
         .map_err(|e| ApiError::BadRequest(format!("the policies do not load: {e}")))?;
     let report = crate::impact::replay(&host.store, &engine, None)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(
+    Ok(Json(gatehouse_api::ImpactReport(
         serde_json::to_value(&report).map_err(ApiError::internal)?,
-    ))
+    )))
 }
 
 /// A publish request lives this long: a week, shorter than an owner-removal
@@ -335,11 +386,26 @@ fn user_email(check: &Check, user: &str) -> String {
 /// records a pending publish request with the baked module; the other
 /// owners are mailed. Nothing is live until a second owner approves
 /// ([`approve`]).
+#[utoipa::path(
+    post,
+    path = "/v1/policies/publish",
+    tag = "policies",
+    operation_id = "publish",
+    summary = "Ask to publish a draft (a second owner approves)",
+    request_body = gatehouse_api::PolicyPublish,
+    responses(
+        (status = 202, description = "Waiting for a second owner", body = gatehouse_api::PublishPending),
+        (status = 404, description = "No policy editor here, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Someone published meanwhile, or a request is pending (code conflict)", body = ErrorBody),
+        (status = 422, description = "The draft fails validation, its tables or its proofs (code unprocessable)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 pub async fn publish(
     State(host): State<Host>,
     p: Principal,
     Body(body): Body<PublishBody>,
-) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+) -> ApiResult<(axum::http::StatusCode, Json<gatehouse_api::PublishPending>)> {
     let a = authoring(&host)?.clone();
     let message = body.message.trim().to_owned();
     if message.is_empty() {
@@ -359,7 +425,7 @@ pub async fn publish(
     if !decided.answer.allowed {
         return Err(deny(&host, &p, &a.account, &check, &decided).await);
     }
-    let bundle = draft(&host, body.policies)?;
+    let bundle = draft(&host, files(body.policies))?;
     let dir = std::env::temp_dir().join(format!(
         "gatehouse-editor-{}-{}",
         std::process::id(),
@@ -432,18 +498,18 @@ pub async fn publish(
     tx.commit().await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(json!({
-            "ok": true,
-            "pending": {
-                "id": id,
-                "author": p.user,
-                "message": message,
-                "policy_hash": prepared.policy_hash,
-                "expires_at": expires_at,
+        Json(gatehouse_api::PublishPending {
+            ok: true,
+            pending: gatehouse_api::PendingPublish {
+                id,
+                author: p.user,
+                message,
+                policy_hash: prepared.policy_hash,
+                expires_at,
             },
-            "audit_id": audit_id,
-            "log": prepared.log,
-        })),
+            audit_id,
+            log: prepared.log,
+        }),
     ))
 }
 
@@ -471,17 +537,33 @@ impl Stored {
         }
     }
 
-    fn json(&self, now: i64) -> Value {
+    fn shown(&self, now: i64) -> gatehouse_api::PublishRequest {
+        use gatehouse_api::RequestStatus as S;
         let status = match self.status {
-            PublishStatus::Pending if self.expires_at <= now => "expired",
-            other => other.as_str(),
+            PublishStatus::Pending if self.expires_at <= now => S::Expired,
+            PublishStatus::Pending => S::Pending,
+            PublishStatus::Approved => S::Approved,
+            PublishStatus::Declined => S::Declined,
+            PublishStatus::Cancelled => S::Cancelled,
         };
-        json!({
-            "id": self.id, "author": self.author, "message": self.message,
-            "base": self.base, "policy_hash": self.policy_hash, "module_sha256": self.module_sha256,
-            "status": status, "created_at": self.created_at, "expires_at": self.expires_at,
-            "decided_by": self.decided_by, "version": self.version,
-        })
+        gatehouse_api::PublishRequest {
+            id: self.id.clone(),
+            author: self.author.clone(),
+            message: self.message.clone(),
+            base: self.base.clone(),
+            policy_hash: self.policy_hash.clone(),
+            module_sha256: self.module_sha256.clone(),
+            status,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            decided_by: self.decided_by.clone(),
+            version: self.version,
+            decisions: None,
+        }
+    }
+
+    fn json(&self, now: i64) -> Value {
+        serde_json::to_value(self.shown(now)).unwrap_or(Value::Null)
     }
 }
 
@@ -526,7 +608,22 @@ async fn load_request(host: &Host, account: &str, id: &str) -> ApiResult<Stored>
 /// `GET /v1/policies/publish-requests`: the publish requests, newest first,
 /// each with the module's answers for the caller (approve, decline,
 /// cancel), so the editor disables what is denied with the reasons.
-pub async fn publish_requests(State(host): State<Host>, p: Principal) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/policies/publish-requests",
+    tag = "policies",
+    operation_id = "publish_requests",
+    summary = "The newest publish requests",
+    responses(
+        (status = 200, description = "Requests", body = gatehouse_api::PublishRequests),
+        (status = 404, description = "No policy editor here, or not the caller's", body = ErrorBody),
+    ),
+    security(("cookieSession" = []), ("apiToken" = [])),
+)]
+pub async fn publish_requests(
+    State(host): State<Host>,
+    p: Principal,
+) -> ApiResult<Json<gatehouse_api::PublishRequests>> {
     let a = allowed(&host, &p).await?;
     let rows = sqlx::query(&format!(
         "SELECT {STORED_COLUMNS} FROM publish_requests WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT 50"
@@ -538,54 +635,101 @@ pub async fn publish_requests(State(host): State<Host>, p: Principal) -> ApiResu
     let mut out = Vec::new();
     for row in &rows {
         let r = stored(row)?;
-        let mut item = r.json(now);
+        let mut item = r.shown(now);
         if r.status == PublishStatus::Pending && r.expires_at > now {
-            let mut answers = serde_json::Map::new();
+            let mut answers = std::collections::BTreeMap::new();
             for action in ["approve_publish", "decline_publish", "cancel_publish"] {
                 let (_, decided) =
                     decide(&host, &p, &a.account, action, Some(r.question())).await?;
-                answers.insert(
-                    action.to_owned(),
-                    serde_json::to_value(&decided.answer).map_err(ApiError::internal)?,
-                );
+                answers.insert(action.to_owned(), crate::shapes::decision(&decided.answer));
             }
-            item["decisions"] = Value::Object(answers);
+            item.decisions = Some(answers);
         }
         out.push(item);
     }
-    Ok(Json(json!({ "requests": out })))
+    Ok(Json(gatehouse_api::PublishRequests { requests: out }))
 }
 
 /// `POST /v1/policies/publish-requests/{id}/approve`: a second owner of the
 /// policy account approves (`approve_publish`); the version lands, every
 /// owner of the policy account is mailed, this host swaps at once.
+#[utoipa::path(
+    post,
+    path = "/v1/policies/publish-requests/{id}/approve",
+    tag = "policies",
+    operation_id = "approve_publish",
+    summary = "Approve a publish request",
+    params(("id" = String, Path, description = "Publish request id")),
+    responses(
+        (status = 200, description = "Answered", body = gatehouse_api::PublishAnswered),
+        (status = 404, description = "No such request, or no policy editor here", body = ErrorBody),
+        (status = 409, description = "Not pending, or someone published meanwhile (code conflict)", body = ErrorBody),
+        (status = 422, description = "The version does not load (code unprocessable)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 pub async fn approve(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<gatehouse_api::PublishAnswered>> {
     answer(host, p, id, "approve_publish").await
 }
 
 /// `POST /v1/policies/publish-requests/{id}/decline`: another owner declines.
+#[utoipa::path(
+    post,
+    path = "/v1/policies/publish-requests/{id}/decline",
+    tag = "policies",
+    operation_id = "decline_publish",
+    summary = "Decline a publish request",
+    params(("id" = String, Path, description = "Publish request id")),
+    responses(
+        (status = 200, description = "Answered", body = gatehouse_api::PublishAnswered),
+        (status = 404, description = "No such request, or no policy editor here", body = ErrorBody),
+        (status = 409, description = "Not pending, or someone published meanwhile (code conflict)", body = ErrorBody),
+        (status = 422, description = "The version does not load (code unprocessable)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 pub async fn decline(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<gatehouse_api::PublishAnswered>> {
     answer(host, p, id, "decline_publish").await
 }
 
 /// `POST /v1/policies/publish-requests/{id}/cancel`: its author withdraws it.
+#[utoipa::path(
+    post,
+    path = "/v1/policies/publish-requests/{id}/cancel",
+    tag = "policies",
+    operation_id = "cancel_publish",
+    summary = "Cancel a publish request",
+    params(("id" = String, Path, description = "Publish request id")),
+    responses(
+        (status = 200, description = "Answered", body = gatehouse_api::PublishAnswered),
+        (status = 404, description = "No such request, or no policy editor here", body = ErrorBody),
+        (status = 409, description = "Not pending, or someone published meanwhile (code conflict)", body = ErrorBody),
+        (status = 422, description = "The version does not load (code unprocessable)", body = ErrorBody),
+    ),
+    security(("cookieSession" = [], "csrfToken" = []), ("apiToken" = [])),
+)]
 pub async fn cancel(
     State(host): State<Host>,
     p: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<gatehouse_api::PublishAnswered>> {
     answer(host, p, id, "cancel_publish").await
 }
 
-async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult<Json<Value>> {
+async fn answer(
+    host: Host,
+    p: Principal,
+    id: String,
+    action: &str,
+) -> ApiResult<Json<gatehouse_api::PublishAnswered>> {
     let a = authoring(&host)?.clone();
     let r = load_request(&host, &a.account, &id).await?;
     let (check, decided) = decide(&host, &p, &a.account, action, Some(r.question())).await?;
@@ -641,9 +785,15 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
             .await?;
         }
         tx.commit().await?;
-        return Ok(Json(
-            json!({"ok": true, "id": id, "status": status, "audit_id": audit_id}),
-        ));
+        return Ok(Json(gatehouse_api::PublishAnswered {
+            ok: true,
+            id,
+            status: serde_json::from_value(json!(status)).map_err(ApiError::internal)?,
+            version: None,
+            policy_hash: None,
+            module_sha256: None,
+            audit_id,
+        }));
     }
     // Approval: the draft was checked against the policies live when it
     // was asked for; someone else's publish since then would be undone.
@@ -737,13 +887,13 @@ async fn answer(host: Host, p: Principal, id: String, action: &str) -> ApiResult
             v.version
         ));
     }
-    Ok(Json(json!({
-        "ok": true,
-        "id": id,
-        "status": "approved",
-        "version": v.version,
-        "policy_hash": v.policy_hash,
-        "module_sha256": v.module_sha256,
-        "audit_id": audit_id,
-    })))
+    Ok(Json(gatehouse_api::PublishAnswered {
+        ok: true,
+        id,
+        status: gatehouse_api::RequestStatus::Approved,
+        version: Some(v.version),
+        policy_hash: Some(v.policy_hash),
+        module_sha256: Some(v.module_sha256),
+        audit_id,
+    }))
 }

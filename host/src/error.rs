@@ -167,18 +167,35 @@ impl ApiError {
         }
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> serde_json::Value {
+    /// The error as the API shows it.
+    pub fn detail(&self) -> gatehouse_api::ErrorDetail {
         match self {
             ApiError::Denied { reasons, audit_id }
-            | ApiError::Inapplicable { reasons, audit_id } => json!({"error": {
-                "code": self.code(),
-                "message": reasons.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; "),
-                "reasons": reasons,
-                "audit_id": audit_id,
-            }}),
-            _ => json!({"error": {"code": self.code(), "message": self.to_string()}}),
+            | ApiError::Inapplicable { reasons, audit_id } => gatehouse_api::ErrorDetail {
+                code: self.code().to_owned(),
+                message: reasons
+                    .iter()
+                    .map(|r| r.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                reasons: Some(crate::shapes::reasons(reasons)),
+                audit_id: *audit_id,
+            },
+            _ => gatehouse_api::ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+                reasons: None,
+                audit_id: None,
+            },
         }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(gatehouse_api::ErrorBody {
+            error: self.detail(),
+        })
+        .unwrap_or_else(|_| json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }
 }
 
@@ -193,7 +210,13 @@ impl From<sqlx::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(self.body())).into_response()
+        (
+            self.status(),
+            axum::Json(gatehouse_api::ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response()
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use gatehouse_policy::facts::UserId;
 use gatehouse_policy::{Actor, Source};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 
 use crate::Host;
@@ -337,7 +337,7 @@ impl Host {
     }
 
     /// A job's progress and per-account report.
-    pub async fn job_report(&self, id: &str) -> Result<(String, Value), ApiError> {
+    pub async fn job_report(&self, id: &str) -> Result<(String, gatehouse_api::Job), ApiError> {
         let job = sqlx::query("SELECT id, account_id, user_id, actor_id, status, created_at, finished_at FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(self.store.pool())
@@ -357,27 +357,29 @@ impl Host {
             if status != "pending" {
                 done += 1;
             }
-            items.push(json!({
-                "account": r.try_get::<String, _>("account_id")?,
-                "status": status,
-                "reasons": r.try_get::<Option<String>, _>("reasons")?
+            items.push(gatehouse_api::JobItem {
+                account: r.try_get::<String, _>("account_id")?,
+                status,
+                reasons: r
+                    .try_get::<Option<String>, _>("reasons")?
                     .and_then(|s| serde_json::from_str::<Value>(&s).ok())
                     .unwrap_or(Value::Null),
-                "audit_id": r.try_get::<Option<i64>, _>("audit_id")?,
-                "done_at": r.try_get::<Option<i64>, _>("done_at")?,
-            }));
+                audit_id: r.try_get::<Option<i64>, _>("audit_id")?,
+                done_at: r.try_get::<Option<i64>, _>("done_at")?,
+            });
         }
+        let total = i64::try_from(rows.len()).unwrap_or(i64::MAX);
         Ok((
             account,
-            json!({
-                "job": id,
-                "account": job.try_get::<String, _>("account_id")?,
-                "user": job.try_get::<String, _>("user_id")?,
-                "started_by": job.try_get::<String, _>("actor_id")?,
-                "status": job.try_get::<String, _>("status")?,
-                "progress": {"done": done, "total": rows.len()},
-                "items": items,
-            }),
+            gatehouse_api::Job {
+                job: id.to_owned(),
+                account: job.try_get::<String, _>("account_id")?,
+                user: job.try_get::<String, _>("user_id")?,
+                started_by: job.try_get::<String, _>("actor_id")?,
+                status: job.try_get::<String, _>("status")?,
+                progress: gatehouse_api::Progress { done, total },
+                items,
+            },
         ))
     }
 }

@@ -5,7 +5,7 @@
 
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 
 use crate::error::ApiError;
@@ -36,24 +36,45 @@ pub async fn enqueue(tx: &mut Tx, mail: &Mail, now: i64) -> Result<(), ApiError>
 
 /// The newest `limit` mails, newest first.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<Value>, ApiError> {
-    let rows = sqlx::query(
-        "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
-    )
-    .bind(limit)
+    mails(store, limit, None)
+        .await?
+        .iter()
+        .map(|m| serde_json::to_value(m).map_err(ApiError::internal))
+        .collect()
+}
+
+/// The newest `limit` mails (to `to` only, case-insensitively, when
+/// given), newest first, as the API shows them.
+pub async fn mails(
+    store: &Store,
+    limit: i64,
+    to: Option<&str>,
+) -> Result<Vec<gatehouse_api::Mail>, ApiError> {
+    let rows = match to {
+        None => sqlx::query(
+            "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit),
+        Some(to) => sqlx::query(
+            "SELECT id, created_at, to_email, subject, body, sent_at, attempts, last_error FROM outbox WHERE LOWER(to_email) = $2 ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .bind(to.trim().to_lowercase()),
+    }
     .fetch_all(store.pool())
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        out.push(json!({
-            "id": r.try_get::<i64, _>("id")?,
-            "created_at": r.try_get::<i64, _>("created_at")?,
-            "to": r.try_get::<String, _>("to_email")?,
-            "subject": r.try_get::<String, _>("subject")?,
-            "body": r.try_get::<String, _>("body")?,
-            "sent_at": r.try_get::<Option<i64>, _>("sent_at")?,
-            "attempts": r.try_get::<i64, _>("attempts")?,
-            "last_error": r.try_get::<Option<String>, _>("last_error")?,
-        }));
+        out.push(gatehouse_api::Mail {
+            id: r.try_get::<i64, _>("id")?,
+            created_at: r.try_get::<i64, _>("created_at")?,
+            to: r.try_get::<String, _>("to_email")?,
+            subject: r.try_get::<String, _>("subject")?,
+            body: r.try_get::<String, _>("body")?,
+            sent_at: r.try_get::<Option<i64>, _>("sent_at")?,
+            attempts: r.try_get::<i64, _>("attempts")?,
+            last_error: r.try_get::<Option<String>, _>("last_error")?,
+        });
     }
     Ok(out)
 }

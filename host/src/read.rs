@@ -14,16 +14,16 @@
 
 use std::collections::BTreeSet;
 
+use gatehouse_api as wire;
 use gatehouse_policy::facts::{AccountId, RequestedRole, UserId};
 use gatehouse_policy::{
     ActionCall, Actor, Batch, Check, Decision, Facts, Outcome, Params, Source, Target,
 };
-use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::Host;
 use crate::error::{ApiError, not_found_account};
-use crate::facts::{self, Scope, to_word};
+use crate::facts::{self, Scope};
 
 /// The member actions the members list asks about, as `(key, call)`.
 pub fn member_actions() -> Vec<(String, ActionCall)> {
@@ -115,8 +115,8 @@ fn plain(action: &str) -> ActionCall {
     }
 }
 
-fn cell(d: &Decision) -> Value {
-    json!({"allowed": d.allowed, "reasons": d.reasons})
+fn cell(d: &Decision) -> wire::Cell {
+    crate::shapes::cell(d)
 }
 
 impl Host {
@@ -127,7 +127,7 @@ impl Host {
     /// Debug builds (every host and browser test) also ask both questions
     /// and refuse the read unless the answers are the same bytes: each read
     /// of every test checks the minimization, not only the shared vectors.
-    fn hand_out(&self, batch: &Batch) -> Result<Value, ApiError> {
+    fn hand_out(&self, batch: &Batch) -> Result<wire::Question, ApiError> {
         let small = self.gate.minimize(batch)?;
         if cfg!(debug_assertions) {
             let bytes = |b: &Batch| -> Result<Vec<u8>, ApiError> {
@@ -139,7 +139,7 @@ impl Host {
                 ));
             }
         }
-        crate::gate::question(&small)
+        crate::gate::question(&small).map(wire::Question)
     }
 
     /// The accounts of `facts` on which `user` may do `action` (one batch
@@ -245,7 +245,7 @@ impl Host {
         user: &str,
         account: &str,
         page: &MembersPage,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<wire::Members, ApiError> {
         let facts = self
             .ask(user, "view_members", account, Scope::default())
             .await?;
@@ -295,43 +295,50 @@ impl Host {
                 .iter()
                 .filter(|r| r.account.as_str() == account && r.owner == m.user)
                 .count();
-            let mut allowed = serde_json::Map::new();
-            for ((key, _), d) in actions.iter().zip(cells) {
-                allowed.insert(key.clone(), cell(d));
-            }
-            rows.push(json!({
-                "user": m.user,
-                "name": u.map(|u| u.name.clone()),
-                "email": u.map(|u| u.email.clone()),
-                "role": m.role,
-                "status": m.status,
-                "nickname": m.nickname,
-                "managed_by_idp": m.managed_by_idp,
-                "owned_resources": owned,
-                "actions": allowed,
-            }));
+            let allowed = actions
+                .iter()
+                .zip(cells)
+                .map(|((key, _), d)| (key.clone(), cell(d)))
+                .collect();
+            rows.push(wire::Member {
+                user: m.user.to_string(),
+                name: u.map(|u| u.name.clone()),
+                email: u.map(|u| u.email.clone()),
+                role: crate::shapes::role(m.role),
+                status: crate::shapes::status(m.status),
+                nickname: m.nickname.clone(),
+                managed_by_idp: m.managed_by_idp,
+                owned_resources: count(owned),
+                actions: allowed,
+            });
         }
         let acc = batch
             .facts
             .accounts
             .iter()
-            .find(|a| a.id.as_str() == account);
-        Ok(json!({
-            "account": acc.map(|a| json!({"id": a.id, "name": a.name, "parent": a.parent,
-                "included_seats": a.included_seats, "extra_seats": a.extra_seats})),
-            "policy_hash": decided.policy_hash,
-            "module_sha256": decided.module_hash,
-            "decisions": members.len() * actions.len(),
-            "members": rows,
-            "total": total,
-            "next": next,
-            "seats": acc.map(|a| json!({
-                "in_use": gatehouse_policy::seats_in_use(&batch.facts, account),
-                "total": a.included_seats + a.extra_seats,
-            })),
-            "action_keys": actions.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-            "question": self.hand_out(&batch)?,
-        }))
+            .find(|a| a.id.as_str() == account)
+            .ok_or_else(|| ApiError::internal(format!("`{account}` is not in its own facts")))?;
+        Ok(wire::Members {
+            account: wire::Account {
+                id: acc.id.to_string(),
+                name: acc.name.clone(),
+                parent: acc.parent.as_ref().map(ToString::to_string),
+                included_seats: acc.included_seats,
+                extra_seats: acc.extra_seats,
+            },
+            policy_hash: decided.policy_hash.clone(),
+            module_sha256: decided.module_hash.clone(),
+            decisions: count(members.len() * actions.len()),
+            members: rows,
+            total: count(total),
+            next: next.map(|n| n.to_string()),
+            seats: wire::Seats {
+                in_use: count(gatehouse_policy::seats_in_use(&batch.facts, account)),
+                total: acc.included_seats + acc.extra_seats,
+            },
+            action_keys: actions.iter().map(|(k, _)| k.clone()).collect(),
+            question: self.hand_out(&batch)?,
+        })
     }
 
     /// The account switcher: every account the user belongs to, directly or
@@ -340,7 +347,7 @@ impl Host {
         &self,
         user: &str,
         token: Option<&crate::auth::TokenScope>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<wire::Accounts, ApiError> {
         let mut tx = self.store.begin_read().await?;
         let mut ids: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE down(id) AS (SELECT account_id FROM memberships WHERE user_id = $1 \
@@ -396,19 +403,21 @@ impl Host {
                 continue;
             }
             listed.push(Target::Account(AccountId(id.clone())));
-            out.push(json!({
-                "id": id,
-                "name": a.map(|a| a.name.clone()),
-                "parent": a.and_then(|a| a.parent.clone()).filter(|_| d.allowed),
-                "role": own.map(|m| to_word(&m.role)),
-                "status": own.map(|m| to_word(&m.status)),
-                "inherited": own.is_none(),
-                "seats": a.filter(|_| d.allowed).map(|a| json!({
-                    "in_use": gatehouse_policy::seats_in_use(&batch.facts, id),
-                    "total": a.included_seats + a.extra_seats,
-                })),
-                "switch": cell(d),
-            }));
+            out.push(wire::AccountSummary {
+                id: id.clone(),
+                name: a.map(|a| a.name.clone()),
+                parent: a
+                    .and_then(|a| a.parent.as_ref().map(ToString::to_string))
+                    .filter(|_| d.allowed),
+                role: own.map(|m| crate::shapes::role(m.role)),
+                status: own.map(|m| crate::shapes::status(m.status)),
+                inherited: own.is_none(),
+                seats: a.filter(|_| d.allowed).map(|a| wire::Seats {
+                    in_use: count(gatehouse_policy::seats_in_use(&batch.facts, id)),
+                    total: a.included_seats + a.extra_seats,
+                }),
+                switch: cell(d),
+            });
         }
         // The invite dialog's question: the same accounts with an invite
         // column, so its facts hold the members and invitations of exactly
@@ -430,19 +439,23 @@ impl Host {
             targets: listed,
             ..batch
         };
-        Ok(json!({
-            "accounts": out,
-            "policy_account": self.settings.authoring.as_ref().map(|a| a.account.clone()),
-            "policy_hash": decided.policy_hash,
-            "question": self.hand_out(&switcher)?,
-            "invite_question": self.hand_out(&invite)?,
-        }))
+        Ok(wire::Accounts {
+            accounts: out,
+            policy_account: self.settings.authoring.as_ref().map(|a| a.account.clone()),
+            policy_hash: decided.policy_hash.clone(),
+            question: self.hand_out(&switcher)?,
+            invite_question: self.hand_out(&invite)?,
+        })
     }
 
     /// Invitations of an account, every status, newest first, with derived
     /// status and the module's resend/revoke answer for each row (an
     /// accepted or revoked one is `inapplicable`, with R3's reason).
-    pub async fn invitations(&self, user: &str, account: &str) -> Result<Value, ApiError> {
+    pub async fn invitations(
+        &self,
+        user: &str,
+        account: &str,
+    ) -> Result<wire::Invitations, ApiError> {
         let facts = self
             .ask(user, "view_invitations", account, Scope::default())
             .await?;
@@ -473,31 +486,25 @@ impl Host {
         let decided = self.gate.batch(&batch)?;
         let mut out = Vec::with_capacity(listed.len());
         for (i, c) in listed.iter().zip(&decided.answer.cells) {
-            let status = to_word(&i.status);
-            let shown = if status == "pending" && i.expires_at <= now {
-                "expired".to_owned()
-            } else {
-                status
-            };
-            out.push(json!({
-                "id": i.id,
-                "email": i.email,
-                "role": to_word(&i.role),
-                "invited_by": i.invited_by,
-                "sent_at": i.sent_at,
-                "expires_at": i.expires_at,
-                "status": shown,
-                "actions": {
-                    "resend_invitation": c.first().map(cell),
-                    "revoke_invitation": c.get(1).map(cell),
+            out.push(wire::Invitation {
+                id: i.id.to_string(),
+                email: i.email.clone(),
+                role: crate::shapes::role(i.role),
+                invited_by: i.invited_by.to_string(),
+                sent_at: i.sent_at,
+                expires_at: i.expires_at,
+                status: crate::shapes::invitation_status(i.status, i.expires_at <= now),
+                actions: wire::InvitationActions {
+                    resend_invitation: c.first().map(cell),
+                    revoke_invitation: c.get(1).map(cell),
                 },
-            }));
+            });
         }
-        Ok(json!({
-            "invitations": out,
-            "action_keys": ["resend_invitation", "revoke_invitation"],
-            "question": self.hand_out(&batch)?,
-        }))
+        Ok(wire::Invitations {
+            invitations: out,
+            action_keys: vec!["resend_invitation".into(), "revoke_invitation".into()],
+            question: self.hand_out(&batch)?,
+        })
     }
 
     /// Owner-removal requests of an account, expiry derived from the clock.
@@ -505,7 +512,7 @@ impl Host {
         &self,
         user: &str,
         account: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<wire::OwnerRemovalRequests, ApiError> {
         let facts = self
             .ask(
                 user,
@@ -538,22 +545,27 @@ impl Host {
         let decided = self.gate.batch(&batch)?;
         let mut out = Vec::new();
         for (r, cells) in requests.iter().zip(&decided.answer.cells) {
-            let mut v = serde_json::to_value(r).map_err(ApiError::internal)?;
-            if to_word(&r.status) == "pending" && r.expires_at <= now {
-                v["status"] = json!("expired");
-            }
-            let mut actions = serde_json::Map::new();
-            for (key, d) in keys.iter().zip(cells) {
-                actions.insert((*key).to_owned(), cell(d));
-            }
-            v["actions"] = Value::Object(actions);
-            out.push(v);
+            out.push(wire::OwnerRemovalRequest {
+                id: r.id.to_string(),
+                account: r.account.to_string(),
+                requested_by: r.requested_by.to_string(),
+                target: r.target.to_string(),
+                new_role: crate::shapes::requested(r.new_role),
+                status: crate::shapes::request_status(r.status, r.expires_at <= now),
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                actions: keys
+                    .iter()
+                    .zip(cells)
+                    .map(|(key, d)| ((*key).to_owned(), cell(d)))
+                    .collect(),
+            });
         }
-        Ok(json!({
-            "requests": out,
-            "action_keys": keys,
-            "question": self.hand_out(&batch)?,
-        }))
+        Ok(wire::OwnerRemovalRequests {
+            requests: out,
+            action_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            question: self.hand_out(&batch)?,
+        })
     }
 
     /// The audit log of an account (and, for agency admins, its sub-accounts).
@@ -562,7 +574,7 @@ impl Host {
         user: &str,
         account: &str,
         q: &crate::audit::AuditQuery,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<wire::AuditLog, ApiError> {
         self.ask(user, "read_audit", account, Scope::default())
             .await?;
         let accounts: Vec<String> = sqlx::query_scalar(
@@ -578,7 +590,11 @@ impl Host {
     /// Who could be removed from an agency and all its sub-accounts: every
     /// member of the subtree, with the `bulk_remove` question asked on the
     /// facts the job's start is decided on (the whole subtree).
-    pub async fn bulk_candidates(&self, user: &str, account: &str) -> Result<Value, ApiError> {
+    pub async fn bulk_candidates(
+        &self,
+        user: &str,
+        account: &str,
+    ) -> Result<wire::BulkCandidates, ApiError> {
         let scope = Scope {
             subtree_of: Some(account.to_owned()),
             ..Scope::default()
@@ -602,16 +618,21 @@ impl Host {
             })
             .collect();
         people.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        let rows: Vec<Value> = people
+        let rows: Vec<wire::BulkCandidate> = people
             .iter()
             .map(|u| {
-                let accounts: Vec<&str> = facts
+                let accounts = facts
                     .memberships
                     .iter()
                     .filter(|m| m.user == u.id && subtree.contains(m.account.as_str()))
-                    .map(|m| m.account.as_str())
+                    .map(|m| m.account.to_string())
                     .collect();
-                json!({"user": u.id, "name": u.name, "email": u.email, "accounts": accounts})
+                wire::BulkCandidate {
+                    user: u.id.to_string(),
+                    name: u.name.clone(),
+                    email: u.email.clone(),
+                    accounts,
+                }
             })
             .collect();
         let actions = people
@@ -630,14 +651,54 @@ impl Host {
             vec![Target::Account(AccountId(account.to_owned()))],
             actions,
         );
-        Ok(json!({
-            "candidates": rows,
-            "question": self.hand_out(&batch)?,
-        }))
+        Ok(wire::BulkCandidates {
+            candidates: rows,
+            question: self.hand_out(&batch)?,
+        })
+    }
+
+    /// Before a bulk removal of `target` from `account`'s subtree: a user
+    /// id that names nobody is a 404, but only to a caller the module lets
+    /// see the subtree's members (`view_bulk_candidates`, R13): anyone else
+    /// gets the answer a stranger gets for an account hidden from them
+    /// (R1), so a 404 tells them nothing about who is a member. (An
+    /// existing user goes on to the module's `bulk_remove` decision.)
+    pub async fn check_bulk_user(
+        &self,
+        user: &str,
+        account: &str,
+        target: &str,
+    ) -> Result<(), ApiError> {
+        let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1")
+            .bind(target)
+            .fetch_optional(self.store.pool())
+            .await?
+            .is_some();
+        if exists {
+            return Ok(());
+        }
+        let scope = Scope {
+            subtree_of: Some(account.to_owned()),
+            ..Scope::default()
+        };
+        match self.ask(user, "view_bulk_candidates", account, scope).await {
+            Ok(_) => Err(ApiError::NotFound(format!(
+                "no user `{target}` in `{account}` or its sub-accounts"
+            ))),
+            Err(
+                ApiError::Denied { .. } | ApiError::Inapplicable { .. } | ApiError::NotFound(_),
+            ) => Err(not_found_account(account)),
+            Err(other) => Err(other),
+        }
     }
 
     /// The caller's own profile.
-    pub async fn me(&self, user: &str) -> Result<Value, ApiError> {
+    pub async fn me(
+        &self,
+        user: &str,
+        csrf: Option<String>,
+        session: &str,
+    ) -> Result<wire::Me, ApiError> {
         let row = sqlx::query("SELECT id, email, name, phone, country, notify_email, notify_sms FROM users WHERE id = $1")
             .bind(user)
             .fetch_optional(self.store.pool())
@@ -655,23 +716,25 @@ impl Host {
             vec![Target::User(UserId(user.to_owned()))],
             keys.iter().map(|a| plain(a)).collect(),
         );
-        Ok(json!({
-            "action_keys": keys,
-            "question": self.hand_out(&batch)?,
-            "id": row.try_get::<String, _>("id")?,
-            "email": row.try_get::<String, _>("email")?,
-            "name": row.try_get::<String, _>("name")?,
-            "phone": row.try_get::<Option<String>, _>("phone")?,
-            "country": row.try_get::<Option<String>, _>("country")?,
-            "notifications": {
-                "email": row.try_get::<i64, _>("notify_email")? != 0,
-                "sms": row.try_get::<i64, _>("notify_sms")? != 0,
+        Ok(wire::Me {
+            id: row.try_get::<String, _>("id")?,
+            email: row.try_get::<String, _>("email")?,
+            name: row.try_get::<String, _>("name")?,
+            phone: row.try_get::<Option<String>, _>("phone")?,
+            country: row.try_get::<Option<String>, _>("country")?,
+            notifications: wire::Notifications {
+                email: row.try_get::<i64, _>("notify_email")? != 0,
+                sms: row.try_get::<i64, _>("notify_sms")? != 0,
             },
-        }))
+            action_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            question: self.hand_out(&batch)?,
+            csrf,
+            session: session.to_owned(),
+        })
     }
 
     /// The caller's devices (view_devices decides).
-    pub async fn devices(&self, user: &str, current: &str) -> Result<Value, ApiError> {
+    pub async fn devices(&self, user: &str, current: &str) -> Result<wire::Devices, ApiError> {
         let facts = self.read_facts(&Scope::default(), user).await?;
         let check = Check {
             facts,
@@ -707,19 +770,24 @@ impl Host {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: String = r.try_get("id")?;
-            out.push(json!({
-                "id": id,
-                "kind": r.try_get::<String, _>("kind")?,
-                "label": r.try_get::<String, _>("label")?,
-                "created_at": r.try_get::<i64, _>("created_at")?,
-                "expires_at": r.try_get::<i64, _>("expires_at")?,
-                "current": id == current,
-            }));
+            out.push(wire::Device {
+                current: id == current,
+                id,
+                kind: r.try_get::<String, _>("kind")?,
+                label: r.try_get::<String, _>("label")?,
+                created_at: r.try_get::<i64, _>("created_at")?,
+                expires_at: r.try_get::<i64, _>("expires_at")?,
+            });
         }
-        Ok(json!({
-            "devices": out,
-            "action_keys": ["sign_out_device"],
-            "question": self.hand_out(&batch)?,
-        }))
+        Ok(wire::Devices {
+            devices: out,
+            action_keys: vec!["sign_out_device".into()],
+            question: self.hand_out(&batch)?,
+        })
     }
+}
+
+/// A count on the wire.
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

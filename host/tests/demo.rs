@@ -78,6 +78,44 @@ async fn the_mailbox_is_not_there_without_demo() {
     );
 }
 
+/// A query the mailbox does not take is the API's JSON 400 (it was axum's
+/// text/plain rejection, a status and a content type the document did not
+/// list); behind the fence, so elsewhere it is still the fence's answer.
+#[tokio::test]
+async fn the_mailbox_answers_a_bad_query_in_the_api_error_shape() {
+    let dir = common::TempDir::new();
+    let db = common::TestDb::new(&dir, "demo.db");
+    let server = serve_demo(&db.location, "127.0.0.1:0");
+    let (s, headers, body) = common::http(
+        Method::GET,
+        &format!("{}/v1/demo/mailbox?nope=1", server.base),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/json",
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("nope"),
+        "{body}"
+    );
+    let (s, _, _) = common::http(
+        Method::GET,
+        &format!("{}/v1/demo/mailbox?nope=1", server.base),
+        &[("x-forwarded-for", "198.51.100.7")],
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the fence answers first");
+}
+
 #[tokio::test]
 async fn a_demo_store_serves_the_mailbox_on_loopback_and_starts_again() {
     let dir = common::TempDir::new();

@@ -2019,6 +2019,59 @@ async fn r13_bulk_remove_denied_account_without_sub_accounts() {
     assert!(policies(&body["error"]["reasons"]).contains(&"R13.not-self".to_owned()));
 }
 
+/// A bulk removal of a user id that names nobody: a 404 (the module has
+/// no such entity to decide on; it was an internal error, HTTP 500), told
+/// as "no such user" only to a caller the module lets see the subtree's
+/// members (`view_bulk_candidates`). Anyone else gets, word for word, what
+/// a stranger gets for the account, so nothing is learnt about who is a
+/// member; nothing starts and nothing is audited.
+#[tokio::test]
+async fn r13_bulk_remove_of_a_user_that_does_not_exist_is_a_404() {
+    let t = common::acme().await;
+    let state = t.state().await;
+    let audited = || t.int("SELECT COUNT(*) FROM audit");
+    let unknown = json!({"user": "nobody-here"});
+    let (s, body) = t
+        .post(
+            "olivia",
+            "/v1/accounts/agency/bulk-removals",
+            unknown.clone(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no user `nobody-here`"),
+        "{body}"
+    );
+    // A stranger to the agency asking about a real member: hidden.
+    let stranger = t
+        .post(
+            "sola",
+            "/v1/accounts/agency/bulk-removals",
+            json!({"user": "ada"}),
+        )
+        .await;
+    assert_eq!(stranger.0, StatusCode::NOT_FOUND, "{}", stranger.1);
+    let rows = audited().await;
+    for who in ["sola", "bea"] {
+        let resp = t
+            .post(who, "/v1/accounts/agency/bulk-removals", unknown.clone())
+            .await;
+        assert_eq!(resp, stranger, "{who}");
+    }
+    assert_eq!(
+        audited().await,
+        rows,
+        "an id that names nobody is not decided"
+    );
+    assert_eq!(t.int("SELECT COUNT(*) FROM jobs").await, 0);
+    assert_eq!(t.state().await, state);
+}
+
 #[tokio::test]
 async fn r13_job_report_denied_to_basic_member_and_hidden_from_strangers() {
     let t = common::acme().await;

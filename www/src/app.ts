@@ -3,30 +3,13 @@
 import { api, ApiError } from './api';
 import { h, problem, reasonList, say } from './ui';
 import type { Reason } from './gen/module';
+import type { AccountSummary, Me as ApiMe } from './gen/api';
 
 /** The signed-in user as `GET /v1/me` returns them. */
-export interface Me {
-  id: string;
-  name: string;
-  email: string;
-  phone: string | null;
-  country: string | null;
-  notifications: { email: boolean; sms: boolean };
-  csrf: string | null;
-  session: string;
-  action_keys: string[];
-  question: import('./module').Question;
-}
+export type Me = ApiMe;
 
 /** One row of the account switcher. */
-export interface AccountRow {
-  id: string;
-  name: string;
-  parent: string | null;
-  role: string | null;
-  status: string | null;
-  inherited: boolean;
-}
+export type AccountRow = AccountSummary;
 
 /** What a page is given. */
 export interface Ctx {

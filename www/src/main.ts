@@ -6,7 +6,7 @@ import { api, ApiError, setCsrf } from './api';
 import { ask, loaded, module, onReload, stats } from './module';
 import { h } from './ui';
 import { failed, noticeBlock, runChange, type AccountRow, type Ctx, type Me } from './app';
-import type { Question } from './module';
+import type { Accounts } from './gen/api';
 import { usersPage } from './pages/users';
 import { invitationsPage } from './pages/invitations';
 import { ownersPage } from './pages/owners';
@@ -68,7 +68,7 @@ async function signedIn(): Promise<{ me: Me; accounts: AccountRow[]; mayAuthor: 
   try {
     const me = await api<Me>('GET', '/v1/me');
     setCsrf(me.csrf);
-    const list = await api<{ accounts: AccountRow[]; question: Question; policy_account: string | null }>('GET', '/v1/accounts');
+    const list = await api<Accounts>('GET', '/v1/accounts');
     // Only accounts the user may switch into, pre-checked by the module;
     // with the editor on, the second column is `author_policies`.
     const answer = await ask(list.question);

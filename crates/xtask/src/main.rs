@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod api_fuzz;
 mod bench;
 mod fuzz;
 mod scaling;
@@ -51,6 +52,7 @@ fn main() {
             "bench",
         ])),
         Some("bench") => bench::run(),
+        Some("types") if args.get(1).map(String::as_str) == Some("--check") => types::check(),
         Some("types") => types::write(),
         Some("test") => test(),
         Some("www") => www().map(|_| ()),
@@ -60,6 +62,7 @@ fn main() {
         Some("scaling") => scaling::run(&args[1..]),
         Some("bench-host") => bench_host(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("api-fuzz") => api_fuzz::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -69,12 +72,13 @@ fn main() {
                  bench     print the ratio table (wasmtime/native, batch/single, Node/native, Chromium, size)\n  \
                  www       build the pages (www/dist)\n  \
                  e2e       run the browser tests (pages + real host in Chromium)\n  \
-                 types     write www/src/gen/module.ts (TypeScript types of envelopes and answers)\n  \
+                 types     write www/src/gen/module.ts and api.ts (TypeScript types of the module's and the HTTP API's JSON) [--check]\n  \
                  test      run every check CI runs\n  \
                  run       build the module, pages and host, then `gatehouse serve --demo` [--listen ADDR]\n  \
                  dist      build target/release/gatehouse carrying the module (serves from any directory)\n  \
                  bench-host  real hosts on SQLite and PostgreSQL: changes/s, p50/p99, lock hold [--changes N --clients C --pg URL --only sqlite|postgres]\n  \
                  scaling   simulate the write path at 1x, 10x and 100x load (docs/scaling.md) [--decide-us N ...]\n  \
+                 api-fuzz  schemathesis against a live demo host: server errors, statuses, content types, schemas [--examples N] [--seed S] [--module FILE]\n  \
                  fuzz      run the fuzz targets (cargo-fuzz, nightly), 10 minutes each [--target T]... [--minutes M] [--cmin]"
             );
             std::process::exit(2);
@@ -109,7 +113,7 @@ pub(crate) fn sh(cmd: &mut Command) -> Result {
     }
 }
 
-fn output(cmd: &mut Command) -> Option<String> {
+pub(crate) fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.current_dir(root()).output().ok()?;
     out.status
         .success()
@@ -251,6 +255,33 @@ pub(crate) struct Module {
     pub sizes: Sizes,
 }
 
+impl Module {
+    /// A module built elsewhere, at `path` (its `.gz`/`.br` beside it, if
+    /// any): hashed here; its policy hash is the host's to read.
+    pub(crate) fn at(path: &Path) -> Result<Module> {
+        use sha2::Digest;
+        // The host's build script reads it from another directory.
+        let path = &std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let size =
+            |ext: &str| std::fs::metadata(path.with_extension(ext)).map_or(0, |m| m.len() as usize);
+        let sha256 = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Module {
+            path: path.to_path_buf(),
+            sha256,
+            policy_hash: String::new(),
+            sizes: Sizes {
+                raw: bytes.len(),
+                gz: size("wasm.gz"),
+                br: size("wasm.br"),
+            },
+        })
+    }
+}
+
 /// A module's size raw and as each encoding puts it on the wire.
 #[derive(Clone, Copy)]
 pub(crate) struct Sizes {
@@ -390,6 +421,8 @@ fn test() -> Result {
         "size budget: {br} <= {SIZE_BUDGET_BR} bytes brotli, on the wire (gzip -9 {gz}, raw {raw}; goal <= 1,000,000, stretch <= 800,000)"
     );
     e2e()?;
+    // The HTTP API against its generated document, a bounded run.
+    api_fuzz::fuzz(&module, api_fuzz::TEST_EXAMPLES, 1)?;
     let count = vectors::run(&[])?;
     println!("vectors: {count} passed, 0 failed");
     Ok(())
@@ -467,7 +500,7 @@ fn embedding<'a>(cmd: &'a mut Command, module: &Module) -> &'a mut Command {
 
 /// Builds the `gatehouse` binary carrying `module`, with one more cargo
 /// flag (`--quiet`, `--release`).
-fn build_gatehouse(module: &Module, flag: &str) -> Result {
+pub(crate) fn build_gatehouse(module: &Module, flag: &str) -> Result {
     sh(embedding(
         cargo().args([
             "build",

@@ -55,6 +55,18 @@ pub fn service_provider_config_json(host: &Host) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/ServiceProviderConfig",
+    tag = "scim",
+    operation_id = "scim_service_provider_config",
+    summary = "What this service provider supports, exactly (RFC 7644 §4)",
+    responses(
+        (status = 200, description = "The document", body = super::doc::ScimDocument, content_type = "application/scim+json"),
+        super::doc::DiscoveryErrors,
+    ),
+    security(),
+)]
 pub(super) async fn service_provider_config(State(host): State<Host>) -> Response {
     scim_json(StatusCode::OK, &service_provider_config_json(&host))
 }
@@ -82,10 +94,35 @@ fn list(resources: Vec<Value>) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/ResourceTypes",
+    tag = "scim",
+    operation_id = "scim_resource_types",
+    summary = "Resource types: User only",
+    responses(
+        (status = 200, description = "The document", body = super::doc::ScimDocument, content_type = "application/scim+json"),
+        super::doc::DiscoveryErrors,
+    ),
+    security(),
+)]
 pub(super) async fn resource_types(State(host): State<Host>) -> Response {
     scim_json(StatusCode::OK, &list(vec![user_type(&host)]))
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/ResourceTypes/{id}",
+    tag = "scim",
+    operation_id = "scim_resource_type",
+    summary = "One resource type",
+    params(("id" = String, Path, description = "Its id")),
+    responses(
+        (status = 200, description = "The document", body = super::doc::ScimDocument, content_type = "application/scim+json"),
+        super::doc::DiscoveryErrors,
+    ),
+    security(),
+)]
 pub(super) async fn resource_type(
     State(host): State<Host>,
     Path(id): Path<String>,
@@ -239,10 +276,35 @@ fn all_schemas(host: &Host) -> Vec<Value> {
     ]
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Schemas",
+    tag = "scim",
+    operation_id = "scim_schemas",
+    summary = "The core and enterprise User schemas and Gatehouse extensions",
+    responses(
+        (status = 200, description = "The document", body = super::doc::ScimDocument, content_type = "application/scim+json"),
+        super::doc::DiscoveryErrors,
+    ),
+    security(),
+)]
 pub(super) async fn schemas(State(host): State<Host>) -> Response {
     scim_json(StatusCode::OK, &list(all_schemas(&host)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Schemas/{id}",
+    tag = "scim",
+    operation_id = "scim_schema",
+    summary = "One schema",
+    params(("id" = String, Path, description = "Its id")),
+    responses(
+        (status = 200, description = "The document", body = super::doc::ScimDocument, content_type = "application/scim+json"),
+        super::doc::DiscoveryErrors,
+    ),
+    security(),
+)]
 pub(super) async fn schema(
     State(host): State<Host>,
     Path(id): Path<String>,

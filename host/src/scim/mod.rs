@@ -13,7 +13,8 @@
 //! included, is `application/scim+json` in SCIM's shapes ([`scim_errors`]).
 
 mod discovery;
-mod patch;
+pub mod doc;
+pub mod patch;
 mod query;
 mod resource;
 
@@ -23,13 +24,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
 use gatehouse_policy::facts::AccountId;
 use gatehouse_policy::{Actor, Reason, Source};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sqlx::Row;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::Body;
 use crate::change::{Attempt, Change, ScimRecord};
@@ -54,25 +56,23 @@ pub const MAX_RESULTS: usize = 200;
 /// record between its read and its write.
 const PATCH_TRIES: usize = 3;
 
+/// The SCIM routes and their description, from one list (as
+/// [`crate::api::routes`]): each handler's `#[utoipa::path]` registers it.
+pub fn routes() -> OpenApiRouter<Host> {
+    OpenApiRouter::with_openapi(<doc::ScimSchemas as utoipa::OpenApi>::openapi())
+        .routes(routes!(list, create))
+        .routes(routes!(search))
+        .routes(routes!(read, replace, patch, remove))
+        .routes(routes!(discovery::service_provider_config))
+        .routes(routes!(discovery::resource_types))
+        .routes(routes!(discovery::resource_type))
+        .routes(routes!(discovery::schemas))
+        .routes(routes!(discovery::schema))
+}
+
 /// The SCIM routes.
 pub fn router() -> Router<Host> {
-    Router::new()
-        .route("/scim/v2/Users", get(list).post(create))
-        .route("/scim/v2/Users/.search", axum::routing::post(search))
-        .route(
-            "/scim/v2/Users/{id}",
-            get(read).put(replace).patch(patch).delete(remove),
-        )
-        .route(
-            "/scim/v2/ServiceProviderConfig",
-            get(discovery::service_provider_config),
-        )
-        .route("/scim/v2/ResourceTypes", get(discovery::resource_types))
-        .route("/scim/v2/ResourceTypes/{id}", get(discovery::resource_type))
-        .route("/scim/v2/Schemas", get(discovery::schemas))
-        .route("/scim/v2/Schemas/{id}", get(discovery::schema))
-        .route("/scim/v2/Groups", any(groups))
-        .route("/scim/v2/Groups/{id}", any(groups))
+    routes().split_for_parts().0
 }
 
 /// An error in SCIM's shape (RFC 7644 §3.12).
@@ -222,7 +222,7 @@ fn scim_json(status: StatusCode, v: &Value) -> Response {
 /// the API's shape) into a SCIM error with the same status and message (a
 /// router layer).
 pub async fn scim_errors(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
+    let path = request.uri().path().to_owned();
     if !(path == "/scim/v2" || path.starts_with("/scim/v2/")) {
         return next.run(request).await;
     }
@@ -245,6 +245,10 @@ pub async fn scim_errors(request: Request, next: Next) -> Response {
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
     let detail = match status {
+        // Groups are out of scope (the ServiceProviderConfig says so).
+        StatusCode::NOT_FOUND if path.starts_with("/scim/v2/Groups") => {
+            "Groups are not supported: this service provider manages Users only (see /scim/v2/ResourceTypes)".to_owned()
+        }
         StatusCode::NOT_FOUND => {
             "no such SCIM endpoint: this service provider serves /Users, /ServiceProviderConfig, /ResourceTypes and /Schemas".to_owned()
         }
@@ -261,14 +265,6 @@ pub async fn scim_errors(request: Request, next: Next) -> Response {
         }
     }
     out
-}
-
-async fn groups() -> ScimError {
-    ScimError::new(
-        StatusCode::NOT_FOUND,
-        None,
-        "Groups are not supported: this service provider manages Users only (see /scim/v2/ResourceTypes)",
-    )
 }
 
 /// A JSON body whose errors are SCIM errors (the identity provider reads
@@ -495,6 +491,26 @@ fn integer(name: &str, v: Option<&str>) -> Result<Option<i64>, ScimError> {
     .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Users",
+    tag = "scim",
+    operation_id = "scim_list_users",
+    summary = "The users this identity provider provisioned, filtered and paged",
+    params(
+        ("filter" = Option<String>, Query, description = "A SCIM filter (RFC 7644 §3.4.2.2) on any User attribute"),
+        ("startIndex" = Option<i64>, Query, description = "1-based index of the first result"),
+        ("count" = Option<i64>, Query, description = "At most this many (at most 200)"),
+        ("attributes" = Option<String>, Query, description = "Only these attributes (and id, schemas), comma-separated"),
+        ("excludedAttributes" = Option<String>, Query, description = "Not these attributes, comma-separated"),
+        ("sortBy" = Option<String>, Query, description = "Not supported: a 400"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = doc::ScimList, content_type = "application/scim+json"),
+        doc::UserErrors,
+    ),
+    security(("scimToken" = [])),
+)]
 async fn list(
     State(host): State<Host>,
     idp: Idp,
@@ -570,9 +586,9 @@ async fn answer_search(host: &Host, idp: &Idp, s: Search) -> Result<Response, Sc
 }
 
 /// `POST /Users/.search` (RFC 7644 §3.4.3).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SearchRequest {
+pub struct SearchRequest {
     #[serde(default)]
     schemas: Vec<String>,
     #[serde(default)]
@@ -589,6 +605,22 @@ struct SearchRequest {
     sort_by: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/scim/v2/Users/.search",
+    tag = "scim",
+    operation_id = "scim_search_users",
+    summary = "Search (RFC 7644 §3.4.3)",
+    params(
+
+    ),
+    request_body(content = SearchRequest, content_type = "application/scim+json"),
+    responses(
+        (status = 200, description = "A page", body = doc::ScimList, content_type = "application/scim+json"),
+        doc::UserErrors,
+    ),
+    security(("scimToken" = [])),
+)]
 async fn search(
     State(host): State<Host>,
     idp: Idp,
@@ -614,6 +646,24 @@ async fn search(
     answer_search(&host, &idp, search).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scim_get_user",
+    summary = "One User; If-None-Match answers 304",
+    params(
+        ("id" = String, Path, description = "The user id"),
+        ("attributes" = Option<String>, Query, description = "Only these attributes (and id, schemas), comma-separated"),
+        ("excludedAttributes" = Option<String>, Query, description = "Not these attributes, comma-separated"),
+    ),
+    responses(
+        (status = 200, description = "The User, with its ETag", body = doc::ScimUser, content_type = "application/scim+json"),
+        (status = 304, description = "If-None-Match names the current version"),
+        doc::UserErrors,
+    ),
+    security(("scimToken" = [])),
+)]
 async fn read(
     State(host): State<Host>,
     idp: Idp,
@@ -637,6 +687,23 @@ async fn read(
     Ok(one(&host, StatusCode::OK, &s, &p))
 }
 
+#[utoipa::path(
+    post,
+    path = "/scim/v2/Users",
+    tag = "scim",
+    operation_id = "scim_create_user",
+    summary = "Provision a person into the account (R17: a verified domain, or a member already)",
+    params(
+        ("attributes" = Option<String>, Query, description = "Only these attributes (and id, schemas), comma-separated"),
+        ("excludedAttributes" = Option<String>, Query, description = "Not these attributes, comma-separated"),
+    ),
+    request_body(content = doc::ScimUserWrite, content_type = "application/scim+json"),
+    responses(
+        (status = 201, description = "Created, with Location and ETag", body = doc::ScimUser, content_type = "application/scim+json"),
+        doc::UserErrors,
+    ),
+    security(("scimToken" = [])),
+)]
 async fn create(
     State(host): State<Host>,
     idp: Idp,
@@ -706,6 +773,24 @@ fn change_to(current: &Stored, mut record: ScimRecord, active: Option<bool>) -> 
 
 /// `PUT /Users/{id}`: the whole record replaced (RFC 7644 §3.5.1);
 /// `active` left out keeps its value.
+#[utoipa::path(
+    put,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scim_replace_user",
+    summary = "Replace the record (RFC 7644 §3.5.1); If-Match",
+    params(
+        ("id" = String, Path, description = "The user id"),
+        ("attributes" = Option<String>, Query, description = "Only these attributes (and id, schemas), comma-separated"),
+        ("excludedAttributes" = Option<String>, Query, description = "Not these attributes, comma-separated"),
+    ),
+    request_body(content = doc::ScimUserWrite, content_type = "application/scim+json"),
+    responses(
+        (status = 200, description = "The User", body = doc::ScimUser, content_type = "application/scim+json"),
+        doc::UserErrors,
+    ),
+    security(("scimToken" = [])),
+)]
 async fn replace(
     State(host): State<Host>,
     idp: Idp,
@@ -732,6 +817,24 @@ async fn replace(
 }
 
 /// `PATCH /Users/{id}` (RFC 7644 §3.5.2).
+#[utoipa::path(
+    patch,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scim_patch_user",
+    summary = "add, replace, remove (RFC 7644 §3.5.2); If-Match",
+    params(
+        ("id" = String, Path, description = "The user id"),
+        ("attributes" = Option<String>, Query, description = "Only these attributes (and id, schemas), comma-separated"),
+        ("excludedAttributes" = Option<String>, Query, description = "Not these attributes, comma-separated"),
+    ),
+    request_body(content = patch::PatchBody, content_type = "application/scim+json"),
+    responses(
+        (status = 200, description = "The User", body = doc::ScimUser, content_type = "application/scim+json"),
+        doc::UserErrors,
+    ),
+    security(("scimToken" = [])),
+)]
 async fn patch(
     State(host): State<Host>,
     idp: Idp,
@@ -766,6 +869,21 @@ async fn patch(
     Ok(one(&host, StatusCode::OK, &s, &p))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/scim/v2/Users/{id}",
+    tag = "scim",
+    operation_id = "scim_delete_user",
+    summary = "Remove the member (R17, R12); If-Match",
+    params(
+        ("id" = String, Path, description = "The user id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        doc::UserErrors,
+    ),
+    security(("scimToken" = [])),
+)]
 async fn remove(
     State(host): State<Host>,
     idp: Idp,

@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use super::resource::{self, Kind};
 use super::{ENTERPRISE_SCHEMA, ScimError, USER_SCHEMA, query};
 
-/// The PATCH request body.
-#[derive(Debug, Deserialize)]
-pub(crate) struct PatchBody {
+/// The PATCH request body (`urn:ietf:params:scim:api:messages:2.0:PatchOp`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PatchBody {
     /// Must name the PatchOp message schema.
     #[serde(default)]
     pub schemas: Vec<String>,
@@ -24,8 +24,8 @@ pub(crate) struct PatchBody {
 }
 
 /// One operation.
-#[derive(Debug, Deserialize)]
-pub(crate) struct PatchOp {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PatchOp {
     /// `add`, `replace` or `remove` (any case).
     pub op: String,
     /// Where; absent means the whole resource (not for `remove`).

@@ -282,6 +282,10 @@ pub async fn editor() -> T {
             policies: root().join("policies"),
             tables: root().join("tests/vectors"),
         }),
+        // A publish proves every property with cvc5 and bakes the module:
+        // on a loaded 2-core machine, with the other tests running beside
+        // it, that passes the 30 s production limit.
+        request_timeout: std::time::Duration::from_secs(180),
         ..gatehouse_host::Settings::default()
     });
     t.app = t.host.router();

@@ -2,21 +2,7 @@
 // the policies' reasons and the policy hash it was decided under.
 import { api } from '../api';
 import { h, reasonText, table, when } from '../ui';
-import type { Reason } from '../gen/module';
-
-interface AuditEvent {
-  id: number;
-  at: number;
-  count: number;
-  actor: string;
-  action: string;
-  account: string | null;
-  target: string;
-  decision: string;
-  reasons: Reason[] | null;
-  policy_hash: string;
-  source: string;
-}
+import type { AuditLog } from '../gen/api';
 
 /** Renders the audit page; filters live in the address (`?action=…`). */
 export async function auditPage(account: string, query: URLSearchParams): Promise<HTMLElement> {
@@ -25,7 +11,7 @@ export async function auditPage(account: string, query: URLSearchParams): Promis
     const v = query.get(k);
     if (v) q.set(k, v);
   }
-  const data = await api<{ events: AuditEvent[]; next_before: number | null }>('GET', `/v1/accounts/${encodeURIComponent(account)}/audit?${q}`);
+  const data = await api<AuditLog>('GET', `/v1/accounts/${encodeURIComponent(account)}/audit?${q}`);
   const field = (name: string, label: string, input: HTMLInputElement | HTMLSelectElement) => {
     input.id = `f-${name}`;
     input.setAttribute('name', name);

@@ -1,29 +1,16 @@
 // Agency bulk removal: remove one person from the agency and every
 // sub-account in one job, with a progress bar and per-account results.
 import { api } from '../api';
-import { ask, type Question } from '../module';
+import { ask } from '../module';
 import { h, reasonText } from '../ui';
 import { setNotice, type Ctx } from '../app';
+import type { BulkCandidates, ChangeResult, Job } from '../gen/api';
 import type { Reason } from '../gen/module';
-
-interface Candidate {
-  user: string;
-  name: string;
-  email: string;
-  accounts: string[];
-}
-
-interface Job {
-  job: string;
-  status: string;
-  progress: { done: number; total: number };
-  items: { account: string; status: string; reasons: Reason[] | null }[];
-}
 
 /** Renders the bulk-removal page of an agency. */
 export async function bulkPage(ctx: Ctx, account: string): Promise<HTMLElement> {
   // The host asks on the whole subtree's facts, as the job's start is decided.
-  const data = await api<{ candidates: Candidate[]; question: Question }>('GET', `/v1/accounts/${encodeURIComponent(account)}/bulk-removals`);
+  const data = await api<BulkCandidates>('GET', `/v1/accounts/${encodeURIComponent(account)}/bulk-removals`);
   const answer = await ask(data.question);
   const cells = answer.cells[0] ?? [];
   const people = data.candidates;
@@ -72,8 +59,8 @@ export async function bulkPage(ctx: Ctx, account: string): Promise<HTMLElement> 
         // Not ctx.change: the page stays to show the job's progress.
         let job: string | undefined;
         try {
-          const r = await api<{ result?: { job?: string } }>('POST', `/v1/accounts/${encodeURIComponent(account)}/bulk-removals`, { user: select.value });
-          job = r.result?.job;
+          const r = await api<ChangeResult>('POST', `/v1/accounts/${encodeURIComponent(account)}/bulk-removals`, { user: select.value });
+          job = typeof r.result.job === 'string' ? r.result.job : undefined;
         } catch (err) {
           setNotice({ kind: 'denied', text: `The removal did not start: ${(err as Error).message}`, reasons: (err as { reasons?: Reason[] }).reasons ?? [] });
           await ctx.refresh();

@@ -4,24 +4,15 @@
 // accepted or revoked invitation) is left out of the menu; a row with
 // nothing left shows the module's reason instead of a menu.
 import { api } from '../api';
-import { ask, type Question } from '../module';
+import { ask } from '../module';
 import { actionMenu, h, reasonText, table, when, type MenuItem } from '../ui';
 import type { Ctx } from '../app';
 import type { Decision } from '../gen/module';
-
-interface Invitation {
-  id: string;
-  email: string;
-  role: string;
-  invited_by: string;
-  sent_at: number;
-  expires_at: number;
-  status: string;
-}
+import type { Invitations } from '../gen/api';
 
 /** Renders the Invitations page. */
 export async function invitationsPage(ctx: Ctx, account: string): Promise<HTMLElement> {
-  const data = await api<{ invitations: Invitation[]; action_keys: string[]; question: Question }>('GET', `/v1/accounts/${encodeURIComponent(account)}/invitations`);
+  const data = await api<Invitations>('GET', `/v1/accounts/${encodeURIComponent(account)}/invitations`);
   const answers = await ask(data.question);
   // The question's targets are the listed rows, in its order.
   const targets = (data.question.targets as { invitation: string }[]).map((t) => t.invitation);

@@ -3,18 +3,11 @@
 // (already a member, invitation pending, no free seat) show before sending;
 // all of it from one batch call per render of the dialog.
 import { api } from '../api';
-import { ask, type Question } from '../module';
+import { ask } from '../module';
 import { dialog, h, reasonText } from '../ui';
 import { setNotice, type Ctx } from '../app';
 import type { Decision, Reason } from '../gen/module';
-
-interface AccountSeats {
-  id: string;
-  name: string;
-  parent: string | null;
-  /** Null for an account the user may not switch into (suspended there). */
-  seats: { in_use: number; total: number } | null;
-}
+import type { Accounts, InviteCreated, InviteResults } from '../gen/api';
 
 const ROLES = ['basic', 'standard', 'admin', 'owner'] as const;
 /** Stands for "someone new" while no address is typed: `.invalid` is reserved. */
@@ -30,7 +23,7 @@ export async function inviteDialog(ctx: Ctx, account: string): Promise<void> {
   // `invite_question` holds the members and invitations of exactly the
   // accounts whose invitations this user may see: typed addresses are
   // checked on those rows.
-  const data = await api<{ accounts: (AccountSeats & { switch: Decision })[]; invite_question: Question }>('GET', '/v1/accounts');
+  const data = await api<Accounts>('GET', '/v1/accounts');
   const accounts = data.accounts;
   dialog('Invite users', (close) => {
     const emails = h('textarea', { id: 'invite-emails', rows: 3, placeholder: 'ann@example.com, ben@example.com', 'aria-describedby': 'invite-emails-help' });
@@ -103,7 +96,7 @@ export async function inviteDialog(ctx: Ctx, account: string): Promise<void> {
           };
           send.disabled = true;
           try {
-            const r = await api<{ results?: { email: string; account: string; status: number; error?: { message: string; reasons?: Reason[] } }[] }>('POST', '/v1/invitations', body);
+            const r = await api<Partial<InviteResults> & Partial<InviteCreated>>('POST', '/v1/invitations', body);
             const results = r.results ?? [{ email: body.emails[0] ?? '', account: body.accounts[0]?.account ?? '', status: 201 }];
             const sent = results.filter((x) => x.status === 201).length;
             const refused = results.filter((x) => x.status !== 201);

@@ -1,25 +1,15 @@
 // Owner-removal requests: another owner asks, the target approves or
 // declines, the requester may cancel. Decisions come from one batch call.
 import { api } from '../api';
-import { ask, type Question } from '../module';
+import { ask } from '../module';
 import { actionMenu, h, table, when } from '../ui';
 import type { Ctx } from '../app';
 import type { Decision } from '../gen/module';
-
-interface Request {
-  id: string;
-  account: string;
-  requested_by: string;
-  target: string;
-  new_role: string;
-  status: string;
-  created_at: number;
-  expires_at: number;
-}
+import type { OwnerRemovalRequests } from '../gen/api';
 
 /** Renders the owner-removal requests page. */
 export async function ownersPage(ctx: Ctx, account: string): Promise<HTMLElement> {
-  const data = await api<{ requests: Request[]; action_keys: string[]; question: Question }>('GET', `/v1/accounts/${encodeURIComponent(account)}/owner-removal-requests`);
+  const data = await api<OwnerRemovalRequests>('GET', `/v1/accounts/${encodeURIComponent(account)}/owner-removal-requests`);
   const answers = await ask(data.question);
   const names = new Map<string, string>(((data.question.facts as { users: { id: string; name: string }[] }).users ?? []).map((u) => [u.id, u.name]));
   const name = (id: string) => (id === ctx.me.id ? 'you' : names.get(id) ?? id);

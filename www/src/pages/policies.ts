@@ -17,65 +17,15 @@
 import { api, ApiError } from '../api';
 import { module } from '../module';
 import { h, problem, when } from '../ui';
-import type { Answer, Checked, Decision, Envelope, Expect, Problem, TableResult } from '../gen/module';
+import type { Answer, Checked, Envelope, Problem, TableResult } from '../gen/module';
 import type { Ctx } from '../app';
-
-interface PolicyFile {
-  file: string;
-  text: string;
-}
-
-/** One decision table case as the host hands it out. */
-interface Table {
-  name: string;
-  rule: string | null;
-  /** The envelope, as the exact text every runtime is handed. */
-  input: string;
-  expect: Expect;
-}
-
-interface Editable {
-  account: string;
-  policy_hash: string;
-  module_sha256: string;
-  version: { version: number; author: string; message: string; published_at: number } | null;
-  schema: string;
-  policies: PolicyFile[];
-  tables: Table[];
-}
+import type { CheckedDraft, FlipKind, ImpactReport, ImpactSide as Side, PolicyTable, Policies as Editable, PolicyFile, PublishAnswered, PublishPending, PublishRequest as PublishRequestRow } from '../gen/api';
 
 
 // A flip names its audit row, action, account and the determining policy
 // ids, never a message: the report spans every tenant's log, and messages
 // render their facts.
-interface Side {
-  allowed: boolean;
-  policies: string[];
-}
-
-interface Flip {
-  audit_id: number;
-  at: number;
-  repeats: number;
-  action: string;
-  account: string | null;
-  kind: 'allow_to_deny' | 'deny_to_allow' | 'reasons_changed';
-  rule: string;
-  before: Side;
-  after: Side;
-}
-
-interface Impact {
-  replayed: number;
-  allow_to_deny: number;
-  deny_to_allow: number;
-  reasons_changed: number;
-  groups: { action: string; rule: string; kind: Flip['kind']; decisions: number }[];
-  flips: Flip[];
-  unreplayable: { audit_id: number; action: string; account: string | null; error: string }[];
-}
-
-const KIND: Record<Flip['kind'], string> = {
+const KIND: Record<FlipKind, string> = {
   allow_to_deny: 'allow → deny',
   deny_to_allow: 'deny → allow',
   reasons_changed: 'reasons changed',
@@ -119,7 +69,7 @@ export function highlight(text: string): Node[] {
  * `table`), the one `gatehouse policy test` and `cargo xtask vectors` run.
  * One result per table, or why there are none.
  */
-function runTables(call: (input: string) => string, tables: Table[]): TableResult[] | string {
+function runTables(call: (input: string) => string, tables: PolicyTable[]): TableResult[] | string {
   const envelope: Envelope = { op: 'tables', tables: tables.map((t) => ({ input: t.input, expect: t.expect })) };
   const answer = JSON.parse(call(JSON.stringify(envelope))) as Answer;
   if (answer.type === 'failure') return answer.errors.map((x) => `${x.code}: ${x.message}`).join('; ');
@@ -173,20 +123,6 @@ function saveDrafts(base: string, files: PolicyFile[], original: Map<string, str
   const changed = Object.fromEntries(files.filter((f) => original.get(f.file) !== f.text).map((f) => [f.file, f.text]));
   if (Object.keys(changed).length === 0) sessionStorage.removeItem(DRAFTS);
   else sessionStorage.setItem(DRAFTS, JSON.stringify({ base, files: changed } satisfies Drafts));
-}
-
-/** A publish request, with the module's answers for the viewer while it is pending. */
-interface PublishRequestRow {
-  id: string;
-  author: string;
-  message: string;
-  policy_hash: string;
-  status: 'pending' | 'approved' | 'declined' | 'cancelled' | 'expired';
-  created_at: number;
-  expires_at: number;
-  decided_by: string | null;
-  version: number | null;
-  decisions?: Record<'approve_publish' | 'decline_publish' | 'cancel_publish', Decision>;
 }
 
 /** The last publish's or approval's answer, shown by the render that follows it. */
@@ -346,7 +282,7 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
     // Cedar's type validation is the host's (too large for the module).
     let strict: Checked;
     try {
-      strict = await api<Checked>('POST', '/v1/policies/check', { policies: files });
+      strict = await api<CheckedDraft>('POST', '/v1/policies/check', { policies: files });
     } catch (e) {
       if (mine === ticket) checks.replaceChildren(problem(`The host could not check the types: ${e instanceof Error ? e.message : String(e)}`));
       return;
@@ -397,7 +333,7 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
     impactButton.disabled = true;
     impactOut.replaceChildren(h('p', { class: 'muted' }, 'Replaying the recorded decisions under your draft…'));
     try {
-      const r = await api<Impact>('POST', '/v1/policies/impact', { policies: files });
+      const r = await api<ImpactReport>('POST', '/v1/policies/impact', { policies: files });
       impactOut.replaceChildren(impactReport(r));
     } catch (e) {
       impactOut.replaceChildren(problem(e instanceof Error ? e.message : String(e), e instanceof ApiError ? e.reasons : []));
@@ -415,7 +351,7 @@ export async function policiesPage(ctx: Ctx): Promise<HTMLElement> {
     publishButton.disabled = true;
     publishOut.replaceChildren(h('p', { class: 'muted' }, 'Publishing: the decision tables and the proofs run again on the host…'));
     try {
-      const r = await api<{ pending: { id: string; policy_hash: string; expires_at: number }; log: string[] }>('POST', '/v1/policies/publish', { policies: files, message: message.value, base });
+      const r = await api<PublishPending>('POST', '/v1/policies/publish', { policies: files, message: message.value, base });
       lastPublish = {
         text: `Publish ${r.pending.id} (policy ${r.pending.policy_hash.slice(0, 12)}) waits for a second owner of ${data.account} to approve it, until ${when(r.pending.expires_at)}. Nothing is live until then.`,
         log: r.log,
@@ -487,7 +423,7 @@ async function pendingPublishes(ctx: Ctx): Promise<HTMLElement> {
       button.addEventListener('click', async () => {
         button.disabled = true;
         try {
-          const a = await api<{ status: string; version?: number; policy_hash?: string }>('POST', `/v1/policies/publish-requests/${encodeURIComponent(r.id)}/${path}`);
+          const a = await api<PublishAnswered>('POST', `/v1/policies/publish-requests/${encodeURIComponent(r.id)}/${path}`);
           lastPublish = {
             text: a.version
               ? `Published version ${a.version} (policy ${(a.policy_hash ?? '').slice(0, 12)}). This host decides with it now, and so does this page.`
@@ -523,7 +459,7 @@ async function pendingPublishes(ctx: Ctx): Promise<HTMLElement> {
   return out;
 }
 
-function impactReport(r: Impact): HTMLElement {
+function impactReport(r: ImpactReport): HTMLElement {
   const total = r.allow_to_deny + r.deny_to_allow + r.reasons_changed;
   const summary = h(
     'p',

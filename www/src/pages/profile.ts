@@ -1,19 +1,11 @@
 // Own profile, notification preferences and connected devices. The
 // profile's actions and the devices' sign-out are pre-checked by the module.
 import { api } from '../api';
-import { ask, type Question } from '../module';
+import { ask } from '../module';
 import { actionMenu, h, reasonText, table, when } from '../ui';
 import type { Ctx } from '../app';
 import type { Decision } from '../gen/module';
-
-interface Device {
-  id: string;
-  kind: string;
-  label: string;
-  created_at: number;
-  expires_at: number;
-  current: boolean;
-}
+import type { Devices, Me } from '../gen/api';
 
 function guarded(d: Decision | undefined, control: HTMLElement, whyId: string): HTMLElement[] {
   if (d?.allowed) return [control];
@@ -25,8 +17,8 @@ function guarded(d: Decision | undefined, control: HTMLElement, whyId: string): 
 /** Renders the profile page. */
 export async function profilePage(ctx: Ctx): Promise<HTMLElement> {
   const [me, devices] = await Promise.all([
-    api<Ctx['me']>('GET', '/v1/me'),
-    api<{ devices: Device[]; question: Question }>('GET', '/v1/me/devices'),
+    api<Me>('GET', '/v1/me'),
+    api<Devices>('GET', '/v1/me/devices'),
   ]);
   const mine = await ask(me.question);
   const cells = mine.cells[0] ?? [];

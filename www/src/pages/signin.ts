@@ -1,6 +1,7 @@
 // Signing in by emailed link, the demo mailbox, and accepting an invitation.
 import { api, setCsrf } from '../api';
 import { h } from '../ui';
+import type { LinkEmail, Mailbox, Session } from '../gen/api';
 import { failed, setNotice } from '../app';
 
 /** The sign-in form. */
@@ -38,7 +39,7 @@ export function signInPage(demo: boolean): HTMLElement {
 /** Demo mode: the outbox, so sign-in links can be followed without SMTP. */
 export async function mailboxPage(query: URLSearchParams): Promise<HTMLElement> {
   const to = query.get('to');
-  const data = await api<{ mails: { id: number; to: string; subject: string; body: string }[] }>('GET', `/v1/demo/mailbox${to ? `?to=${encodeURIComponent(to)}` : ''}`);
+  const data = await api<Mailbox>('GET', `/v1/demo/mailbox${to ? `?to=${encodeURIComponent(to)}` : ''}`);
   const linkify = (text: string) =>
     text.split(/(https?:\/\/\S+)/).map((part) => (/^https?:\/\//.test(part) ? h('a', { href: part }, part) : part));
   return h(
@@ -59,7 +60,7 @@ export async function redeemPage(token: string): Promise<HTMLElement> {
   const again = h('p', {}, h('a', { href: '#/sign-in' }, 'Ask for a new link'));
   let email: string;
   try {
-    email = (await api<{ email: string }>('POST', '/v1/auth/link', { token })).email;
+    email = (await api<LinkEmail>('POST', '/v1/auth/link', { token })).email;
   } catch (err) {
     return h('section', { class: 'narrow' }, failed(err), again);
   }
@@ -67,7 +68,7 @@ export async function redeemPage(token: string): Promise<HTMLElement> {
   const confirm = async (e: Event) => {
     e.preventDefault();
     try {
-      const r = await api<{ csrf: string }>('POST', '/v1/auth/redeem', { token, label: navigator.userAgent.includes('HeadlessChrome') ? 'Headless Chromium' : 'Browser' });
+      const r = await api<Session>('POST', '/v1/auth/redeem', { token, label: navigator.userAgent.includes('HeadlessChrome') ? 'Headless Chromium' : 'Browser' });
       setCsrf(r.csrf);
       location.replace('#/');
     } catch (err) {

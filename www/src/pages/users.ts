@@ -4,44 +4,12 @@
 // from one batch call into the page's module on that page's question; what
 // applies is the module's answer too.
 import { api } from '../api';
-import { ask, type Question } from '../module';
+import { ask } from '../module';
 import { actionMenu, dialog, h, reasonText, say, table, type MenuItem } from '../ui';
 import type { Ctx } from '../app';
 import type { Decision } from '../gen/module';
+import type { Invitations, Members } from '../gen/api';
 import { inviteDialog } from './invite';
-
-interface Member {
-  user: string;
-  name: string | null;
-  email: string | null;
-  role: string;
-  status: string;
-  nickname: string | null;
-  managed_by_idp: boolean;
-  owned_resources: number;
-}
-
-interface Invitation {
-  id: string;
-  email: string;
-  role: string;
-  status: string;
-}
-
-/** `GET /v1/accounts/{id}/members[?limit=N&after=CURSOR]`: one page of members. */
-export interface Members {
-  account: { id: string; name: string; parent: string | null; included_seats: number; extra_seats: number };
-  seats: { in_use: number; total: number };
-  /** This page's members, in user id order. */
-  members: Member[];
-  /** How many members the account has. */
-  total: number;
-  /** Pass as `after` for the next page; null on the last page. */
-  next: string | null;
-  action_keys: string[];
-  /** The page's rows × `action_keys`, minimized to what they need. */
-  question: Question;
-}
 
 const ROLES = ['owner', 'admin', 'standard', 'basic'] as const;
 /** Whether an item belongs in a menu: the module did not find it inapplicable to its target. */
@@ -57,7 +25,7 @@ export async function usersPage(ctx: Ctx, account: string): Promise<HTMLElement>
   const fetchPage = (after: string | null): Promise<Members> => api<Members>('GET', `${base}/members${after === null ? '' : `?after=${encodeURIComponent(after)}`}`);
   const [first, invitations] = await Promise.all([
     fetchPage(null),
-    api<{ invitations: Invitation[] }>('GET', `${base}/invitations`).catch(() => ({ invitations: [] })),
+    api<Invitations>('GET', `${base}/invitations`).catch(() => ({ invitations: [] as Invitations['invitations'] })),
   ]);
   const acc = first.account;
   const memberRows = async (data: Members): Promise<HTMLElement[]> => rowsOf(ctx, base, acc.name, data, (await ask(data.question)).cells);
